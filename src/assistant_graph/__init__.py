@@ -1,0 +1,69 @@
+"""assistant-graph: assistants described in YAML, compiled into LangGraph graphs.
+
+Every assistant marked ``callable`` becomes a tool ``sub_assistant__<name>`` that runs it
+as a recursive subgraph and returns its answer with an artifact to resume the conversation.
+"""
+
+from assistant_graph.catalog import AssistantCatalog, load_assistants
+from assistant_graph.errors import (
+    AssistantConfigError,
+    AssistantGraphError,
+    ConfigProblem,
+    MissingConfigError,
+    MissingSubgraphDataError,
+    ModelCallError,
+    SubAssistantToolError,
+)
+from assistant_graph.graph import (
+    AssistantGraphBuilder,
+    build_assistant_graph,
+    create_sub_assistant_tool,
+)
+from assistant_graph.models import ModelOverride
+from assistant_graph.schema import AssistantSchema, assistant_json_schema, write_json_schema
+from assistant_graph.state import AssistantState, SubAssistantStateData
+from assistant_graph.subgraph_tool import (
+    SUB_ASSISTANT_PREFIX,
+    AssistantSubgraphArgs,
+    AssistantSubgraphArtifact,
+    AssistantSubgraphCallTool,
+    SubgraphInfo,
+    assistant_name_from_tool_name,
+    generate_input_content,
+    read_artifact,
+    tool_name_from_assistant,
+    tool_name_from_assistant_name,
+)
+from assistant_graph.tool_execution import record_sub_conversation
+
+__all__ = [
+    "SUB_ASSISTANT_PREFIX",
+    "AssistantCatalog",
+    "AssistantConfigError",
+    "AssistantGraphBuilder",
+    "AssistantGraphError",
+    "AssistantSchema",
+    "AssistantState",
+    "AssistantSubgraphArgs",
+    "AssistantSubgraphArtifact",
+    "AssistantSubgraphCallTool",
+    "ConfigProblem",
+    "MissingConfigError",
+    "MissingSubgraphDataError",
+    "ModelCallError",
+    "ModelOverride",
+    "SubAssistantStateData",
+    "SubAssistantToolError",
+    "SubgraphInfo",
+    "assistant_json_schema",
+    "assistant_name_from_tool_name",
+    "build_assistant_graph",
+    "create_sub_assistant_tool",
+    "generate_input_content",
+    "load_assistants",
+    "read_artifact",
+    "record_sub_conversation",
+    "tool_name_from_assistant",
+    "tool_name_from_assistant_name",
+    "write_json_schema",
+]

@@ -1,0 +1,120 @@
+"""The errors of assistant-graph, kept in three kinds.
+
+1. Developer mistakes (bad configuration, unknown names) raise a subclass of
+   :class:`AssistantConfigError` that names the file and the field.
+2. Model mistakes (a bad argument to a sub-assistant tool) are subclasses of
+   :class:`SubAssistantToolError`, a ``ToolException``: the tool machinery turns them
+   into an error tool message the model can act on, and the run goes on.
+3. Infrastructure failures (the model server is down) raise :class:`ModelCallError`,
+   which names the assistant path and the cause and is never hidden from the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from langchain_core.tools import ToolException
+
+__all__ = [
+    "AssistantConfigError",
+    "AssistantGraphError",
+    "ConfigProblem",
+    "MissingConfigError",
+    "MissingSubgraphDataError",
+    "ModelCallError",
+    "SubAssistantToolError",
+]
+
+
+class AssistantGraphError(Exception):
+    """Root of every error raised by assistant-graph."""
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One problem found in the assistant configuration."""
+
+    file: str
+    """The file the problem is in (or a description of the source, e.g. ``<dict>``)."""
+    field: str
+    """The field path within that file, e.g. ``sub_assistants[1]``; empty for the whole file."""
+    message: str
+    """What is wrong, and where possible what to do about it."""
+
+    def __str__(self) -> str:
+        where = f"{self.file}: {self.field}" if self.field else self.file
+        return f"{where}: {self.message}"
+
+
+class AssistantConfigError(AssistantGraphError, ValueError):
+    """The assistant configuration is invalid; every problem found is listed.
+
+    Attributes:
+        problems: Each problem, with the file and field it is in.
+    """
+
+    def __init__(self, problems: Sequence[ConfigProblem]) -> None:
+        self.problems: tuple[ConfigProblem, ...] = tuple(problems)
+        if len(self.problems) == 1:
+            text = str(self.problems[0])
+        else:
+            lines = "\n".join(f"  - {problem}" for problem in self.problems)
+            text = f"{len(self.problems)} problems in the assistant configuration:\n{lines}"
+        super().__init__(text)
+
+    @classmethod
+    def single(cls, file: str, field: str, message: str) -> AssistantConfigError:
+        """An error with one problem."""
+        return cls([ConfigProblem(file, field, message)])
+
+    @property
+    def file(self) -> str:
+        """The file of the first problem."""
+        return self.problems[0].file
+
+    @property
+    def field(self) -> str:
+        """The field of the first problem."""
+        return self.problems[0].field
+
+
+class MissingConfigError(AssistantGraphError, KeyError):
+    """An assistant name was asked for that the catalog does not have."""
+
+    def __init__(self, name: str, known: Sequence[str]) -> None:
+        self.name = name
+        self.known = tuple(known)
+        super().__init__(name)
+
+    def __str__(self) -> str:
+        known = ", ".join(self.known) or "none"
+        return f"no assistant named {self.name!r} in the catalog (known: {known})"
+
+
+class SubAssistantToolError(AssistantGraphError, ToolException):
+    """A mistake in a sub-assistant tool call that the calling model can correct."""
+
+
+class MissingSubgraphDataError(SubAssistantToolError):
+    """``resume_conversation_uid`` names no conversation this caller can resume."""
+
+
+class ModelCallError(AssistantGraphError):
+    """A model call failed for a reason the model cannot fix (server down, timeout, auth).
+
+    Attributes:
+        path: The assistant names from the root to the one whose model call failed.
+        cause: The original exception.
+    """
+
+    def __init__(self, path: Sequence[str], cause: BaseException) -> None:
+        self.path = tuple(path)
+        self.cause = cause
+        where = " > ".join(self.path) or "<unknown assistant>"
+        super().__init__(f"model call of assistant {where} failed: {_describe(cause)}")
+
+
+def _describe(cause: BaseException) -> str:
+    text = str(cause).strip() or "no details"
+    return f"{type(cause).__name__}: {text}"

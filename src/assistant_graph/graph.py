@@ -1,0 +1,328 @@
+"""Compiling an assistant into a LangGraph state graph: ``build_assistant_graph``.
+
+The graph of one assistant::
+
+    START -> begin -> agent --(no tool calls)--> END
+                        |  \\--(tool calls, out of steps)--> out_of_steps -> END
+                        \\--(one Send per tool call)--> tools -> agent
+
+``begin`` sets this run's step budget; ``agent`` calls the model bound to the assistant's
+tools and sub-assistant tools; ``tools`` runs each tool call as its own task, so parallel
+sub-assistant calls run concurrently and interrupts raised in several of them surface and
+resume together; ``out_of_steps`` closes unanswered tool calls and ends the run with an
+AI message saying it is incomplete (never a ``GraphRecursionError``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolMessage
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
+from langchain_core.tools import BaseTool
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.errors import GraphBubbleUp
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.prebuilt.tool_node import ToolCallWithContext
+from langgraph.types import Send
+
+from assistant_graph.catalog import AssistantCatalog
+from assistant_graph.errors import ModelCallError
+from assistant_graph.models import ModelOverride, resolve_chat_model
+from assistant_graph.schema import AssistantSchema
+from assistant_graph.state import AssistantState
+from assistant_graph.subgraph_tool import (
+    DEFAULT_MAX_DEPTH,
+    OUT_OF_STEPS_MARKER,
+    AssistantSubgraphCallTool,
+    recursion_limit_for,
+    tool_name_from_assistant_name,
+)
+from assistant_graph.tool_execution import build_tool_node
+
+__all__ = ["AssistantGraphBuilder", "build_assistant_graph", "create_sub_assistant_tool"]
+
+SUMMARY_PROMPT = "Summary of the earlier conversation:\n{summary}"
+NOT_RUN_TEXT = (
+    "Not run: the step budget of this run was used up before this tool call could be made."
+)
+OUT_OF_STEPS_TEXT = (
+    "I could not finish: I used all {steps} model calls this run allowed. "
+    "Ask me to continue to pick up where I stopped."
+)
+
+NODE_BEGIN = "begin"
+NODE_AGENT = "agent"
+NODE_TOOLS = "tools"
+NODE_OUT_OF_STEPS = "out_of_steps"
+
+
+@dataclass
+class AssistantGraphBuilder:
+    """Compiles the assistants of a catalog into graphs that call each other as subgraphs.
+
+    Sub-assistant graphs are compiled once, without a checkpointer, so that they run
+    under the caller's checkpointer in their own namespace; cycles between assistants are
+    fine because a sub-assistant's graph is looked up when it is called.
+    """
+
+    catalog: AssistantCatalog
+    """The assistants."""
+    model: ModelOverride = None
+    """Replaces every schema's model (see :data:`~assistant_graph.models.ModelOverride`)."""
+    max_depth: int = DEFAULT_MAX_DEPTH
+    """How many levels of sub-assistant calls may nest below the root."""
+    _subgraphs: dict[str, CompiledStateGraph[Any, Any, Any, Any]] = field(
+        default_factory=dict, init=False, repr=False
+    )
+
+    def graph(
+        self, name: str, *, checkpointer: BaseCheckpointSaver[Any] | bool | None = None
+    ) -> CompiledStateGraph[Any, Any, Any, Any]:
+        """The graph of assistant ``name`` as a root, compiled with ``checkpointer``.
+
+        Every assistant it can reach is compiled now, so configuration and model errors
+        surface here rather than in the middle of a run.
+        """
+        for reachable in self.catalog.reachable_from(name)[1:]:
+            self.subgraph(reachable)
+        return self._compile(name, checkpointer)
+
+    def subgraph(self, name: str) -> CompiledStateGraph[Any, Any, Any, Any]:
+        """The graph of assistant ``name``, compiled to inherit its caller's checkpointer."""
+        if name not in self._subgraphs:
+            self._subgraphs[name] = self._compile(name, None)
+        return self._subgraphs[name]
+
+    def sub_assistant_tool(self, name: str) -> AssistantSubgraphCallTool:
+        """The tool ``sub_assistant__<name>`` that calls assistant ``name``."""
+        schema = self.catalog[name]
+        return AssistantSubgraphCallTool(
+            name=tool_name_from_assistant_name(name),
+            description=schema.description,
+            assistant_config_id=name,
+            assistant_schema=schema,
+            graphs=self,
+            max_depth=self.max_depth,
+        )
+
+    def _compile(
+        self, name: str, checkpointer: BaseCheckpointSaver[Any] | bool | None
+    ) -> CompiledStateGraph[Any, Any, Any, Any]:
+        schema = self.catalog[name]
+        tools = [
+            *self.catalog.tools_for(name),
+            *map(self.sub_assistant_tool, schema.sub_assistants),
+        ]
+        chat_model = resolve_chat_model(schema, self.model, source=self.catalog.source_of(name))
+        builder = _wire(schema, _bind(chat_model, tools), tools)
+        compiled = builder.compile(checkpointer=checkpointer, name=name)
+        return compiled.with_config(recursion_limit=recursion_limit_for(schema.max_steps))
+
+
+def build_assistant_graph(
+    name: str,
+    catalog: AssistantCatalog,
+    *,
+    model: ModelOverride = None,
+    checkpointer: BaseCheckpointSaver[Any] | bool | None = None,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """Compile assistant ``name`` of ``catalog`` into a LangGraph graph.
+
+    The graph is a Runnable: invoke or stream it with ``{"messages": [...]}`` in any
+    LangChain or LangGraph app. Its callable sub-assistants are tools named
+    ``sub_assistant__<name>`` that run as recursive subgraphs.
+
+    Args:
+        name: The assistant to run.
+        catalog: The assistants it may call (see :func:`~assistant_graph.load_assistants`).
+        model: Replaces every assistant's model: a chat model, a ``provider:model`` string,
+            or a function of the schema returning a chat model.
+        checkpointer: Persists threads (e.g. ``InMemorySaver()``); sub-assistants run
+            under it too. None compiles without one (LangGraph Server supplies its own).
+        max_depth: How many levels of sub-assistant calls may nest below ``name``.
+
+    Returns:
+        The compiled graph.
+
+    Raises:
+        MissingConfigError: If the catalog has no assistant ``name``.
+        AssistantConfigError: If a reachable assistant's model cannot be created.
+
+    Example:
+        >>> from langgraph.checkpoint.memory import InMemorySaver
+        >>> catalog = load_assistants("assistants")  # doctest: +SKIP
+        >>> graph = build_assistant_graph("proxy", catalog, checkpointer=InMemorySaver())
+        >>> config = {"configurable": {"thread_id": "1"}}  # doctest: +SKIP
+        >>> graph.invoke({"messages": [("user", "What is 6 x 7?")]}, config)  # doctest: +SKIP
+    """
+    builder = AssistantGraphBuilder(catalog, model=model, max_depth=max_depth)
+    return builder.graph(name, checkpointer=checkpointer)
+
+
+def create_sub_assistant_tool(
+    name: str,
+    catalog: AssistantCatalog,
+    *,
+    model: ModelOverride = None,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+) -> AssistantSubgraphCallTool:
+    """The tool ``sub_assistant__<name>``, for use in a graph not built by this package.
+
+    Put it in a ``ToolNode`` (or ``create_agent``); it reads ``messages`` and, when the
+    state has them, ``summary_of_conversation``, ``steps_remaining``,
+    ``sub_assistant_states`` and ``assistant_path``. To resume sub-conversations, give
+    the state a ``sub_assistant_states`` key and record results with
+    :func:`~assistant_graph.tool_execution.record_sub_conversation`.
+    """
+    builder = AssistantGraphBuilder(catalog, model=model, max_depth=max_depth)
+    for reachable in catalog.reachable_from(name):
+        builder.subgraph(reachable)
+    return builder.sub_assistant_tool(name)
+
+
+def _bind(
+    chat_model: BaseChatModel, tools: Sequence[BaseTool]
+) -> Runnable[LanguageModelInput, BaseMessage]:
+    return chat_model.bind_tools(tools) if tools else chat_model
+
+
+def _wire(
+    schema: AssistantSchema,
+    model: Runnable[LanguageModelInput, BaseMessage],
+    tools: Sequence[BaseTool],
+) -> StateGraph[Any, Any, Any, Any]:
+    steps = _AssistantSteps(schema, model)
+    builder = StateGraph(AssistantState)
+    builder.add_node(NODE_BEGIN, steps.begin)
+    builder.add_node(NODE_AGENT, RunnableLambda(steps.call_model, afunc=steps.acall_model))
+    builder.add_node(NODE_OUT_OF_STEPS, steps.out_of_steps)
+    builder.add_edge(START, NODE_BEGIN)
+    builder.add_edge(NODE_BEGIN, NODE_AGENT)
+    destinations = [END, NODE_OUT_OF_STEPS, NODE_AGENT]
+    if tools:
+        builder.add_node(NODE_TOOLS, build_tool_node(tools))
+        builder.add_edge(NODE_TOOLS, NODE_AGENT)
+        destinations.append(NODE_TOOLS)
+    builder.add_conditional_edges(NODE_AGENT, steps.route_after_model, destinations)
+    builder.add_edge(NODE_OUT_OF_STEPS, END)
+    return builder
+
+
+@dataclass(frozen=True)
+class _AssistantSteps:
+    """The node functions of one assistant's graph."""
+
+    schema: AssistantSchema
+    model: Runnable[LanguageModelInput, BaseMessage]
+
+    def begin(self, state: AssistantState) -> dict[str, Any]:
+        """Start a run: its step budget, the assistant path, and a clear incomplete flag."""
+        limit = state.get("step_limit")
+        budget = self.schema.max_steps if limit is None else min(limit, self.schema.max_steps)
+        return {
+            "steps_remaining": budget,
+            "step_limit": None,
+            "assistant_path": state.get("assistant_path") or [self.schema.name],
+            "incomplete": False,
+        }
+
+    def call_model(self, state: AssistantState, config: RunnableConfig) -> dict[str, Any]:
+        """One model call (sync)."""
+        try:
+            response = self.model.invoke(self._prompt(state), config)
+        except GraphBubbleUp:
+            raise
+        except Exception as error:
+            raise ModelCallError(_path(state, self.schema), error) from error
+        return self._after_model(state, response)
+
+    async def acall_model(self, state: AssistantState, config: RunnableConfig) -> dict[str, Any]:
+        """One model call (async)."""
+        try:
+            response = await self.model.ainvoke(self._prompt(state), config)
+        except GraphBubbleUp:
+            raise
+        except Exception as error:
+            raise ModelCallError(_path(state, self.schema), error) from error
+        return self._after_model(state, response)
+
+    def _prompt(self, state: AssistantState) -> list[BaseMessage]:
+        prompt: list[BaseMessage] = [SystemMessage(content=self.schema.instructions)]
+        if summary := state.get("summary_of_conversation"):
+            prompt.append(SystemMessage(content=SUMMARY_PROMPT.format(summary=summary)))
+        return [*prompt, *state["messages"]]
+
+    def _after_model(self, state: AssistantState, response: BaseMessage) -> dict[str, Any]:
+        messages: list[BaseMessage] = [response]
+        if isinstance(response, AIMessage):
+            messages.extend(_invalid_tool_call_results(response))
+        return {"messages": messages, "steps_remaining": state.get("steps_remaining", 1) - 1}
+
+    def route_after_model(self, state: AssistantState) -> str | list[Send]:
+        """Where to go after a model call: end, run the tool calls, retry, or stop."""
+        response = _last_ai_message(state["messages"])
+        calls = response.tool_calls if response else []
+        invalid = response.invalid_tool_calls if response else []
+        if not calls and not invalid:
+            return END
+        if state.get("steps_remaining", 0) <= 0:
+            return NODE_OUT_OF_STEPS
+        if not calls:
+            return NODE_AGENT
+        return [
+            Send(
+                NODE_TOOLS,
+                ToolCallWithContext(
+                    __type="tool_call_with_context", tool_call=call, state=dict(state)
+                ),
+            )
+            for call in calls
+        ]
+
+    def out_of_steps(self, state: AssistantState) -> dict[str, Any]:
+        """End the run incomplete, first answering every tool call left without a result."""
+        response = _last_ai_message(state["messages"])
+        closing: list[BaseMessage] = [
+            ToolMessage(
+                content=NOT_RUN_TEXT, tool_call_id=call["id"], name=call["name"], status="error"
+            )
+            for call in (response.tool_calls if response else [])
+        ]
+        notice = AIMessage(
+            content=OUT_OF_STEPS_TEXT.format(steps=self.schema.max_steps),
+            response_metadata={OUT_OF_STEPS_MARKER: True},
+        )
+        return {"messages": [*closing, notice], "incomplete": True}
+
+
+def _invalid_tool_call_results(response: AIMessage) -> list[ToolMessage]:
+    return [
+        ToolMessage(
+            content=(
+                f"Error: the arguments of this call to {call.get('name')!r} are not valid "
+                f"JSON ({call.get('error') or 'could not be parsed'}). Call it again with a "
+                "JSON object of arguments."
+            ),
+            tool_call_id=call.get("id") or "",
+            name=call.get("name") or "",
+            status="error",
+        )
+        for call in response.invalid_tool_calls
+    ]
+
+
+def _last_ai_message(messages: Sequence[BaseMessage]) -> AIMessage | None:
+    for message in reversed(messages):
+        if isinstance(message, AIMessage):
+            return message
+    return None
+
+
+def _path(state: AssistantState, schema: AssistantSchema) -> list[str]:
+    return list(state.get("assistant_path") or [schema.name])

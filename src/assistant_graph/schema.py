@@ -1,0 +1,138 @@
+"""`AssistantSchema`: what a user writes to describe one assistant (one YAML file each)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "ASSISTANT_NAME_PATTERN",
+    "JSON_SCHEMA_FILENAME",
+    "MODEL_SPEC_PATTERN",
+    "AssistantSchema",
+    "assistant_json_schema",
+    "write_json_schema",
+]
+
+ASSISTANT_NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+"""Assistant names: lower-case letters, digits and underscores, starting with a letter."""
+
+MODEL_SPEC_PATTERN = r"^[a-z][a-z0-9_-]*:\S+$"
+"""Model strings as ``init_chat_model`` takes them: ``provider:model``."""
+
+JSON_SCHEMA_FILENAME = "assistant.schema.json"
+"""Name of the JSON Schema file written next to the assistant YAML files."""
+
+DEFAULT_MAX_STEPS = 10
+
+
+class AssistantSchema(BaseModel):
+    """One assistant: its instructions, model, tools and the assistants it may call.
+
+    Example (``assistants/researcher.yaml``)::
+
+        name: researcher
+        description: Finds facts in the team's notes.
+        instructions: You look things up and answer briefly.
+        model: openai:gpt-4o-mini
+        tools: [lookup_fact]
+        sub_assistants: [calculator]
+        callable: true
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="Assistant")
+
+    name: str = Field(
+        pattern=ASSISTANT_NAME_PATTERN,
+        max_length=64 - len("sub_assistant__"),
+        description="Unique name of the assistant ([a-z][a-z0-9_]*).",
+    )
+    """Unique name; callers see it in the tool name ``sub_assistant__<name>``."""
+
+    description: str = Field(
+        min_length=1,
+        description="What the assistant does; callers see it as the tool description.",
+    )
+    """What the assistant does and when to call it; the tool description callers see."""
+
+    instructions: str = Field(min_length=1, description="The system prompt of the assistant.")
+    """The system prompt."""
+
+    model: str = Field(
+        default="openai:gpt-4o-mini",
+        description="Chat model as 'provider:model', as LangChain's init_chat_model takes it.",
+        examples=["openai:gpt-4o-mini", "anthropic:claude-sonnet-4-5", "ollama:llama3.1"],
+    )
+    """Chat model as ``provider:model`` (e.g. ``openai:gpt-4o-mini``)."""
+
+    model_settings: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Keyword arguments for the chat model, e.g. temperature.",
+    )
+    """Extra keyword arguments for the chat model (``temperature``, ``max_tokens``...)."""
+
+    tools: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Names of tools: a LangChain tool defined in tools.py in the assistants folder, "
+            "or an import string 'package.module:attribute'."
+        ),
+    )
+    """Tool names: a tool in the folder's ``tools.py`` or an import string ``pkg.mod:attr``."""
+
+    sub_assistants: list[str] = Field(
+        default_factory=list,
+        description="Names of callable assistants this assistant may call.",
+    )
+    """Names of callable assistants this one may call, each as ``sub_assistant__<name>``."""
+
+    callable: bool = Field(default=False, description="Whether other assistants may call this one.")
+    """Whether other assistants may list this one in their ``sub_assistants``."""
+
+    max_steps: int = Field(
+        default=DEFAULT_MAX_STEPS,
+        ge=1,
+        le=1000,
+        description="How many model calls one run of this assistant may make.",
+    )
+    """How many model calls one call of this assistant may make before it stops incomplete."""
+
+    @field_validator("model")
+    @classmethod
+    def _model_is_provider_and_name(cls, value: str) -> str:
+        if not re.match(MODEL_SPEC_PATTERN, value):
+            raise ValueError(
+                f"model {value!r} is not of the form 'provider:model' (e.g. 'openai:gpt-4o-mini')"
+            )
+        return value
+
+    @field_validator("tools", "sub_assistants")
+    @classmethod
+    def _no_repeats(cls, values: list[str]) -> list[str]:
+        repeated = sorted({value for value in values if values.count(value) > 1})
+        if repeated:
+            raise ValueError(f"listed more than once: {', '.join(repeated)}")
+        return values
+
+    @property
+    def provider(self) -> str:
+        """The provider part of :attr:`model` (e.g. ``openai``)."""
+        return self.model.split(":", 1)[0]
+
+
+def assistant_json_schema() -> dict[str, Any]:
+    """The JSON Schema of :class:`AssistantSchema`, for editors that validate the YAML."""
+    schema = AssistantSchema.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema
+
+
+def write_json_schema(folder: str | Path) -> Path:
+    """Write :func:`assistant_json_schema` to ``<folder>/assistant.schema.json``."""
+    path = Path(folder) / JSON_SCHEMA_FILENAME
+    path.write_text(json.dumps(assistant_json_schema(), indent=2) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,80 @@
+"""The graph state of an assistant, its reducers, and reading messages back from checkpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, NotRequired, TypedDict
+
+from langchain_core.load import load
+from langchain_core.messages import AnyMessage, BaseMessage, convert_to_messages
+from langgraph.graph.message import add_messages
+
+__all__ = [
+    "AssistantState",
+    "SubAssistantStateData",
+    "coerce_messages",
+    "merge_sub_assistant_states",
+]
+
+
+class SubAssistantStateData(TypedDict):
+    """Everything needed to continue one sub-conversation later."""
+
+    assistant: str
+    """Name of the sub-assistant the conversation is with."""
+    messages: list[BaseMessage]
+    """The whole sub-conversation so far, as the sub-assistant saw and wrote it."""
+    summary_of_conversation: str | None
+    """The sub-assistant's own summary of its conversation, if it made one."""
+    sub_assistant_states: dict[str, SubAssistantStateData]
+    """The sub-conversations the sub-assistant itself opened, so they can be resumed too."""
+    incomplete: bool
+    """Whether the sub-assistant stopped before finishing the last request."""
+
+
+def merge_sub_assistant_states(
+    current: Mapping[str, SubAssistantStateData] | None,
+    update: Mapping[str, SubAssistantStateData] | None,
+) -> dict[str, SubAssistantStateData]:
+    """Reducer: later writes of a uid replace earlier ones; other uids are kept."""
+    return {**(current or {}), **(update or {})}
+
+
+class AssistantState(TypedDict):
+    """The state of one assistant's graph (a thread, for the root assistant)."""
+
+    messages: Annotated[list[AnyMessage], add_messages]
+    """The conversation: user, assistant and tool messages (never the system prompt)."""
+    summary_of_conversation: NotRequired[str | None]
+    """A summary of the older part of the conversation, passed on to sub-assistants."""
+    sub_assistant_states: NotRequired[
+        Annotated[dict[str, SubAssistantStateData], merge_sub_assistant_states]
+    ]
+    """The sub-conversations this assistant has opened, by conversation uid."""
+    steps_remaining: NotRequired[int]
+    """Model calls this run may still make (set at the start of every run)."""
+    step_limit: NotRequired[int | None]
+    """Input only: a cap on this run's model calls from the caller; consumed at the start."""
+    assistant_path: NotRequired[list[str]]
+    """Assistant names from the root to this one, e.g. ``["proxy", "researcher"]``."""
+    conversation_uid: NotRequired[str | None]
+    """The uid under which the caller keeps this conversation (sub-assistants only)."""
+    incomplete: NotRequired[bool]
+    """Whether the last run stopped (out of steps) before the assistant finished."""
+
+
+def coerce_messages(values: Iterable[Any]) -> list[BaseMessage]:
+    """Messages from values that may be messages, serialized messages or plain dicts.
+
+    ``ToolMessage.artifact`` contents come back as plain dicts after a checkpoint reload;
+    code reading artifacts or sub-conversation data uses this to get messages again.
+    """
+    messages: list[BaseMessage] = []
+    for value in values:
+        if isinstance(value, BaseMessage):
+            messages.append(value)
+        elif isinstance(value, Mapping) and value.get("lc") == 1:
+            messages.append(load(dict(value)))
+        else:
+            messages.extend(convert_to_messages([value]))
+    return messages

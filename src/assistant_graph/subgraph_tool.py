@@ -1,0 +1,529 @@
+"""The sub-assistant tool: calling another assistant as a recursive subgraph.
+
+Every callable assistant becomes a tool ``sub_assistant__<name>``. The model sees four
+arguments (:class:`AssistantSubgraphArgs`); the caller's messages, step budget, summary,
+sub-conversations and path are injected from the caller's graph state and hidden from it.
+Calling the tool runs the sub-assistant's graph with the caller's config, so callbacks,
+streaming and the checkpointer reach inside at any depth, and returns the answer as
+content plus an :class:`AssistantSubgraphArtifact`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Protocol, TypedDict
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForToolRun,
+    CallbackManagerForToolRun,
+)
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables.config import patch_config
+from langchain_core.tools import BaseTool, InjectedToolCallId
+from langgraph.prebuilt import InjectedState
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from assistant_graph.errors import MissingSubgraphDataError, SubAssistantToolError
+from assistant_graph.schema import AssistantSchema
+from assistant_graph.state import SubAssistantStateData, coerce_messages
+
+__all__ = [
+    "DEFAULT_MAX_DEPTH",
+    "SUBGRAPH_TOOL_TAG",
+    "SUB_ASSISTANT_PREFIX",
+    "AssistantSubgraphArgs",
+    "AssistantSubgraphArtifact",
+    "AssistantSubgraphCallTool",
+    "SubgraphInfo",
+    "SubgraphProvider",
+    "assistant_name_from_tool_name",
+    "generate_input_content",
+    "is_sub_assistant_tool_name",
+    "message_text",
+    "read_artifact",
+    "tool_name_from_assistant",
+    "tool_name_from_assistant_name",
+]
+
+SUB_ASSISTANT_PREFIX = "sub_assistant__"
+"""Prefix of every sub-assistant tool name: ``sub_assistant__<assistant name>``."""
+
+SUBGRAPH_TOOL_TAG = "assistant_subgraph"
+"""Tag carried by every sub-assistant tool (and so by its callback runs)."""
+
+DEFAULT_MAX_DEPTH = 5
+"""How many levels of sub-assistant calls may nest below the root assistant."""
+
+OUT_OF_STEPS_MARKER = "assistant_graph_out_of_steps"
+"""``response_metadata`` key of the AI message that says a run stopped incomplete."""
+
+# Texts the models see. Each is defined once, here.
+INPUT_PREVIOUS_MESSAGES = "Previous messages of the conversation:"
+INPUT_CONTEXTS = "Context from earlier tool results:"
+INPUT_SUMMARY = "Summary of the conversation so far:"
+RESULT_UID_NOTE = (
+    "(conversation_uid: {uid}; to continue this conversation with {assistant}, "
+    'call {tool} again with resume_conversation_uid="{uid}".)'
+)
+RESULT_INCOMPLETE_NOTE = (
+    "[INCOMPLETE] {assistant} stopped before finishing: it used all {steps} model calls it "
+    'was allowed. To let it continue, call {tool} again with resume_conversation_uid="{uid}".'
+)
+NO_ANSWER = "(no answer yet)"
+ERROR_UNKNOWN_UID = (
+    "there is no conversation with uid {uid!r} to resume in this conversation{known}. "
+    "Pass resume_conversation_uid=null to start a new conversation."
+)
+ERROR_UID_OF_OTHER_ASSISTANT = (
+    "conversation {uid!r} is with assistant {owner!r}, not {assistant!r}; "
+    "resume it with {owner_tool} or start a new conversation with resume_conversation_uid=null."
+)
+ERROR_UNKNOWN_CONTEXT = (
+    "pass_contexts names tool call ids with no tool result in this conversation: {missing}. "
+    "Known ids: {known}."
+)
+ERROR_TOO_DEEP = (
+    "cannot call {assistant}: sub-assistant calls may nest at most {max_depth} levels deep "
+    "and this call would be level {depth} (path: {path}). Answer with what you have instead."
+)
+
+
+def tool_name_from_assistant_name(assistant_name: str) -> str:
+    """The tool name under which the assistant ``assistant_name`` can be called."""
+    return f"{SUB_ASSISTANT_PREFIX}{assistant_name}"
+
+
+def tool_name_from_assistant(assistant: AssistantSchema) -> str:
+    """The tool name under which ``assistant`` can be called."""
+    return tool_name_from_assistant_name(assistant.name)
+
+
+def is_sub_assistant_tool_name(tool_name: str) -> bool:
+    """Whether ``tool_name`` names a sub-assistant tool."""
+    return tool_name.startswith(SUB_ASSISTANT_PREFIX) and len(tool_name) > len(SUB_ASSISTANT_PREFIX)
+
+
+def assistant_name_from_tool_name(tool_name: str) -> str:
+    """The assistant a sub-assistant tool name calls.
+
+    Raises:
+        ValueError: If ``tool_name`` is not a sub-assistant tool name.
+    """
+    if not is_sub_assistant_tool_name(tool_name):
+        raise ValueError(
+            f"{tool_name!r} is not a sub-assistant tool name ({SUB_ASSISTANT_PREFIX}*)"
+        )
+    return tool_name.removeprefix(SUB_ASSISTANT_PREFIX)
+
+
+class AssistantSubgraphArgs(BaseModel):
+    """Arguments of every sub-assistant tool.
+
+    The model sees only the first four; the rest are injected from the caller's graph
+    state (``InjectedState``) and the tool call id, and are hidden from the model.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    message_to_assistant: str = Field(
+        description=(
+            "Message to pass as latest message to the sub-assistant. E.g., instructions on "
+            "what the sub-assistant should do, including relevant information (that isn't "
+            "passed via previous messages/contexts)."
+        )
+    )
+    """Instructions for the sub-assistant, with what it needs that is not passed otherwise."""
+
+    pass_num_previous_messages: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Number of previous messages from the current conversation to pass to the "
+            "sub-assistant, counting the current user message. (This includes only "
+            "user/assistant messages, not tool calls, tool responses or system messages.)"
+        ),
+    )
+    """How many of the caller's most recent user/assistant messages to forward."""
+
+    pass_contexts: list[str] = Field(
+        default_factory=list,
+        description=(
+            "The call_ids of any contexts (i.e. tool responses) in the current conversation "
+            "to pass on to the sub-assistant."
+        ),
+    )
+    """Tool call ids whose tool results are forwarded."""
+
+    resume_conversation_uid: str | None = Field(
+        default=None,
+        description=(
+            "The uid of an earlier conversation with this sub-assistant to continue (if the "
+            "current request is relevant to that previous call). null starts a new "
+            "conversation."
+        ),
+    )
+    """Continue an earlier conversation with the same sub-assistant instead of a new one."""
+
+    parent_conv_messages: Annotated[list[AnyMessage], InjectedState("messages")] = Field(
+        default_factory=list
+    )
+    """Injected: the caller's conversation."""
+
+    parent_steps_remaining: Annotated[int | None, InjectedState("steps_remaining")] = None
+    """Injected: model calls the caller has left; the sub-assistant gets no more."""
+
+    parent_summary_of_conversation: Annotated[
+        str | None, InjectedState("summary_of_conversation")
+    ] = None
+    """Injected: the caller's summary of its conversation, forwarded if present."""
+
+    sub_assistant_states: Annotated[dict[str, Any], InjectedState("sub_assistant_states")] = Field(
+        default_factory=dict
+    )
+    """Injected: the sub-conversations the caller has opened, by uid."""
+
+    parent_assistant_path: Annotated[list[str], InjectedState("assistant_path")] = Field(
+        default_factory=list
+    )
+    """Injected: the assistant names from the root to the caller."""
+
+    tool_call_id: Annotated[str, InjectedToolCallId]
+    """Injected: the id of the tool call that opens this sub-assistant run."""
+
+
+class AssistantSubgraphArtifact(TypedDict):
+    """The artifact of a sub-assistant tool result."""
+
+    input: str
+    """The user message generated for the sub-assistant."""
+    response_messages: list[BaseMessage]
+    """Everything the sub-assistant added to its conversation in this call."""
+    returning_incomplete: bool
+    """Whether the sub-assistant stopped before finishing (out of steps)."""
+    sub_assistant_state_data: SubAssistantStateData
+    """What is needed to resume the conversation later; the caller stores it under the uid."""
+    subgraph_uid: str
+    """The conversation uid, to pass back as ``resume_conversation_uid``."""
+    assistant: str
+    """The name of the sub-assistant."""
+
+
+@dataclass(frozen=True)
+class SubgraphInfo:
+    """The sub-conversation a call continues (empty for a new conversation)."""
+
+    subgraph_uid: str
+    """The conversation uid."""
+    previous_messages: list[BaseMessage]
+    """The conversation so far."""
+    summary_of_conversation: str | None
+    """The sub-assistant's summary of it."""
+    sub_assistant_states: dict[str, SubAssistantStateData]
+    """The sub-conversations the sub-assistant opened within it."""
+
+
+class SubgraphProvider(Protocol):
+    """Gives the compiled graph of an assistant, to run as a subgraph."""
+
+    def subgraph(self, name: str) -> Runnable[Any, Any]:
+        """The graph of assistant ``name``, compiled to inherit the caller's checkpointer."""
+        ...
+
+
+def message_text(message: BaseMessage) -> str:
+    """The text of a message, whatever the shape of its content."""
+    return message.text if isinstance(message.text, str) else str(message.content)
+
+
+def generate_input_content(tool_input: AssistantSubgraphArgs | Mapping[str, Any]) -> str:
+    """The one user message a sub-assistant receives from its caller.
+
+    In order: the caller's message; the forwarded previous messages, each labelled with
+    its role; the forwarded contexts, each labelled with its call id; the caller's
+    summary of the conversation, if it has one.
+
+    Raises:
+        SubAssistantToolError: If ``pass_contexts`` names a call id with no tool result.
+    """
+    args = (
+        tool_input
+        if isinstance(tool_input, AssistantSubgraphArgs)
+        else AssistantSubgraphArgs.model_validate({"tool_call_id": "", **tool_input})
+    )
+    messages = coerce_messages(args.parent_conv_messages)
+    sections = [args.message_to_assistant]
+    previous = _previous_messages(messages, args.pass_num_previous_messages)
+    if previous:
+        lines = [f"[{_role_label(message)}]: {message_text(message)}" for message in previous]
+        sections.append("\n".join([INPUT_PREVIOUS_MESSAGES, *lines]))
+    contexts = _contexts(messages, args.pass_contexts)
+    if contexts:
+        blocks = [f"[context {call_id}]:\n{text}" for call_id, text in contexts]
+        sections.append("\n\n".join([INPUT_CONTEXTS, *blocks]))
+    if args.parent_summary_of_conversation:
+        sections.append(f"{INPUT_SUMMARY}\n{args.parent_summary_of_conversation}")
+    return "\n\n".join(sections)
+
+
+def _previous_messages(messages: Sequence[BaseMessage], count: int) -> list[BaseMessage]:
+    if count <= 0:
+        return []
+    conversational: list[BaseMessage] = [
+        message
+        for message in messages
+        if isinstance(message, HumanMessage | AIMessage) and message_text(message).strip()
+    ]
+    return list(conversational[-count:])
+
+
+def _role_label(message: BaseMessage) -> str:
+    return "user" if isinstance(message, HumanMessage) else "assistant"
+
+
+def _contexts(messages: Sequence[BaseMessage], call_ids: Sequence[str]) -> list[tuple[str, str]]:
+    if not call_ids:
+        return []
+    results = {m.tool_call_id: message_text(m) for m in messages if isinstance(m, ToolMessage)}
+    missing = [call_id for call_id in call_ids if call_id not in results]
+    if missing:
+        raise SubAssistantToolError(
+            ERROR_UNKNOWN_CONTEXT.format(
+                missing=", ".join(missing), known=", ".join(results) or "none"
+            )
+        )
+    return [(call_id, results[call_id]) for call_id in call_ids]
+
+
+@dataclass(frozen=True)
+class _PreparedCall:
+    """A sub-assistant call ready to run: the graph input and the config to run it with."""
+
+    graph_input: dict[str, Any]
+    config: RunnableConfig
+    input_message: HumanMessage
+    uid: str
+
+
+class AssistantSubgraphCallTool(BaseTool):
+    """Calls one assistant of a catalog as a subgraph of the calling assistant's graph.
+
+    Invoke it with a full tool call (``{"type": "tool_call", "id": ..., "args": ...}``), as
+    LangGraph's ``ToolNode`` does; the hidden arguments come from the caller's state.
+    """
+
+    name: str = Field(description="Name of the tool: sub_assistant__<assistant name>.")
+    """The tool name the model calls; must be ``sub_assistant__<assistant_config_id>``."""
+    description: str = Field(
+        description="What the sub-assistant does and how to use it (the tool description)."
+    )
+    """The sub-assistant's description, as the calling model sees it."""
+    args_schema: type[BaseModel] = AssistantSubgraphArgs
+    """The arguments (four visible to the model, the rest injected)."""
+    response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
+    """The tool returns the answer as content and an :class:`AssistantSubgraphArtifact`."""
+    tags: list[str] | None = Field(default_factory=lambda: [SUBGRAPH_TOOL_TAG])
+    """Tags of the tool's callback runs."""
+    handle_tool_error: bool = True
+    """Model mistakes (``SubAssistantToolError``) become error tool messages."""
+    handle_validation_error: bool | str | Callable[[Any], str] | None = Field(
+        default_factory=lambda: _describe_validation_error
+    )
+    """Invalid arguments from the model become error tool messages naming the fields."""
+
+    assistant_config_id: str
+    """The sub-assistant's name in the catalog."""
+    assistant_schema: AssistantSchema
+    """The sub-assistant's schema."""
+    graphs: Any
+    """A :class:`SubgraphProvider` that gives the sub-assistant's compiled graph."""
+    max_depth: int = DEFAULT_MAX_DEPTH
+    """How many levels of sub-assistant calls may nest below the root."""
+
+    def _run(
+        self,
+        message_to_assistant: str,
+        config: RunnableConfig,
+        run_manager: CallbackManagerForToolRun | None = None,
+        **kwargs: Any,
+    ) -> tuple[str, AssistantSubgraphArtifact]:
+        call = self._prepare(message_to_assistant, kwargs, config)
+        output = self.graphs.subgraph(self.assistant_config_id).invoke(
+            call.graph_input, call.config
+        )
+        return self._finish(call, output)
+
+    async def _arun(
+        self,
+        message_to_assistant: str,
+        config: RunnableConfig,
+        run_manager: AsyncCallbackManagerForToolRun | None = None,
+        **kwargs: Any,
+    ) -> tuple[str, AssistantSubgraphArtifact]:
+        call = self._prepare(message_to_assistant, kwargs, config)
+        output = await self.graphs.subgraph(self.assistant_config_id).ainvoke(
+            call.graph_input, call.config
+        )
+        return self._finish(call, output)
+
+    def _prepare(
+        self, message: str, kwargs: Mapping[str, Any], config: RunnableConfig
+    ) -> _PreparedCall:
+        args = AssistantSubgraphArgs.model_construct(message_to_assistant=message, **kwargs)
+        path = [*args.parent_assistant_path, self.assistant_config_id]
+        self._check_depth(path)
+        info = self._subgraph_info(args)
+        input_message = HumanMessage(content=generate_input_content(args), id=str(uuid.uuid4()))
+        budget = self.assistant_schema.max_steps
+        if args.parent_steps_remaining is not None:
+            budget = max(1, min(budget, args.parent_steps_remaining))
+        graph_input = {
+            "messages": [*info.previous_messages, input_message],
+            "summary_of_conversation": info.summary_of_conversation,
+            "sub_assistant_states": info.sub_assistant_states,
+            "step_limit": budget,
+            "assistant_path": path,
+            "conversation_uid": info.subgraph_uid,
+        }
+        metadata = {"assistant_path": path, "parent_tool_call_id": args.tool_call_id}
+        sub_config = patch_config(config, recursion_limit=recursion_limit_for(budget))
+        sub_config["metadata"] = {**sub_config.get("metadata", {}), **metadata}
+        return _PreparedCall(graph_input, sub_config, input_message, info.subgraph_uid)
+
+    def _check_depth(self, path: Sequence[str]) -> None:
+        depth = len(path) - 1
+        if depth > self.max_depth:
+            raise SubAssistantToolError(
+                ERROR_TOO_DEEP.format(
+                    assistant=self.assistant_config_id,
+                    max_depth=self.max_depth,
+                    depth=depth,
+                    path=" > ".join(path),
+                )
+            )
+
+    def _subgraph_info(self, args: AssistantSubgraphArgs) -> SubgraphInfo:
+        uid = args.resume_conversation_uid
+        if uid is None:
+            return SubgraphInfo(_new_uid(self.assistant_config_id), [], None, {})
+        states = args.sub_assistant_states or {}
+        data = states.get(uid)
+        if data is None:
+            known = [
+                key
+                for key, value in states.items()
+                if value["assistant"] == self.assistant_config_id
+            ]
+            known_text = (
+                f" (conversations with this assistant: {', '.join(known)})" if known else ""
+            )
+            raise MissingSubgraphDataError(ERROR_UNKNOWN_UID.format(uid=uid, known=known_text))
+        if data["assistant"] != self.assistant_config_id:
+            raise MissingSubgraphDataError(
+                ERROR_UID_OF_OTHER_ASSISTANT.format(
+                    uid=uid,
+                    owner=data["assistant"],
+                    assistant=self.assistant_config_id,
+                    owner_tool=tool_name_from_assistant_name(data["assistant"]),
+                )
+            )
+        return SubgraphInfo(
+            subgraph_uid=uid,
+            previous_messages=coerce_messages(data["messages"]),
+            summary_of_conversation=data.get("summary_of_conversation"),
+            sub_assistant_states=dict(data.get("sub_assistant_states") or {}),
+        )
+
+    def _finish(
+        self, call: _PreparedCall, output: Mapping[str, Any]
+    ) -> tuple[str, AssistantSubgraphArtifact]:
+        messages = coerce_messages(output["messages"])
+        response = _messages_after(messages, call.input_message)
+        uid = output.get("conversation_uid") or call.uid
+        incomplete = bool(output.get("incomplete"))
+        state_data = SubAssistantStateData(
+            assistant=self.assistant_config_id,
+            messages=messages,
+            summary_of_conversation=output.get("summary_of_conversation"),
+            sub_assistant_states=dict(output.get("sub_assistant_states") or {}),
+            incomplete=incomplete,
+        )
+        artifact = AssistantSubgraphArtifact(
+            input=message_text(call.input_message),
+            response_messages=response,
+            returning_incomplete=incomplete,
+            sub_assistant_state_data=state_data,
+            subgraph_uid=uid,
+            assistant=self.assistant_config_id,
+        )
+        return self._content(response, uid, incomplete), artifact
+
+    def _content(self, response: Sequence[BaseMessage], uid: str, incomplete: bool) -> str:
+        answer = final_answer(response) or NO_ANSWER
+        notes = dict(assistant=self.assistant_config_id, tool=self.name, uid=uid)
+        if incomplete:
+            note = RESULT_INCOMPLETE_NOTE.format(steps=self.assistant_schema.max_steps, **notes)
+        else:
+            note = RESULT_UID_NOTE.format(**notes)
+        return f"{answer}\n\n{note}"
+
+
+def final_answer(messages: Sequence[BaseMessage]) -> str:
+    """The text of the last AI message the model wrote (not a stop notice) with any text."""
+    for message in reversed(messages):
+        if isinstance(message, AIMessage) and not is_out_of_steps_notice(message):
+            text = message_text(message).strip()
+            if text:
+                return text
+    return ""
+
+
+def is_out_of_steps_notice(message: BaseMessage) -> bool:
+    """Whether ``message`` is the notice that a run stopped out of steps."""
+    return bool(message.response_metadata.get(OUT_OF_STEPS_MARKER))
+
+
+def recursion_limit_for(max_model_calls: int) -> int:
+    """A LangGraph recursion limit that a run of that many model calls never reaches."""
+    return 2 * max_model_calls + 10
+
+
+def read_artifact(message: BaseMessage) -> AssistantSubgraphArtifact | None:
+    """The sub-assistant artifact of a tool message, or None if it is not one.
+
+    Accepts artifacts read back from a checkpoint, whose messages may be plain dicts.
+    """
+    artifact = getattr(message, "artifact", None)
+    if not isinstance(artifact, Mapping) or "subgraph_uid" not in artifact:
+        return None
+    data = dict(artifact["sub_assistant_state_data"])
+    data["messages"] = coerce_messages(data.get("messages") or [])
+    return AssistantSubgraphArtifact(
+        input=artifact["input"],
+        response_messages=coerce_messages(artifact.get("response_messages") or []),
+        returning_incomplete=bool(artifact["returning_incomplete"]),
+        sub_assistant_state_data=SubAssistantStateData(**data),  # type: ignore[typeddict-item]
+        subgraph_uid=artifact["subgraph_uid"],
+        assistant=artifact.get("assistant") or data["assistant"],
+    )
+
+
+def _messages_after(messages: Sequence[BaseMessage], marker: BaseMessage) -> list[BaseMessage]:
+    for index, message in enumerate(messages):
+        if message.id == marker.id:
+            return list(messages[index + 1 :])
+    return list(messages)
+
+
+def _new_uid(assistant: str) -> str:
+    return f"{assistant}-{uuid.uuid4().hex[:8]}"
+
+
+def _describe_validation_error(error: ValidationError) -> str:
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in detail['loc'])}: {detail['msg']}"
+        for detail in error.errors(include_url=False)
+    )
+    return f"Invalid arguments: {problems}. Fix them and call the tool again."

@@ -1,0 +1,119 @@
+"""Running an assistant's tool calls: one task per call, errors the model can act on.
+
+Built on LangGraph's ``ToolNode`` (which injects state and turns unknown tools, invalid
+arguments and tool exceptions into error tool messages), with one wrapper that
+
+- refuses a second call in the same model turn that resumes the same conversation uid, and
+- records each sub-assistant result's conversation in ``sub_assistant_states`` in the same
+  update that adds its tool message, so the two are checkpointed together.
+
+Infrastructure failures (:class:`~assistant_graph.errors.ModelCallError`) and
+configuration errors are not turned into tool messages: they end the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.tools import BaseTool
+from langgraph.prebuilt import ToolNode
+from langgraph.prebuilt.tool_node import ToolCallRequest
+from langgraph.types import Command
+
+from assistant_graph.errors import AssistantGraphError, SubAssistantToolError
+from assistant_graph.subgraph_tool import AssistantSubgraphCallTool, read_artifact
+
+__all__ = ["build_tool_node", "record_sub_conversation"]
+
+ERROR_DUPLICATE_RESUME = (
+    "Error: another call in this same turn already resumes conversation {uid!r}; a "
+    "conversation can only be continued by one call at a time. Wait for that result, then "
+    "resume again if needed."
+)
+ERROR_TOOL_FAILED = "Error: {error}\nPlease fix your mistakes."
+
+ToolResult = ToolMessage | Command[Any]
+
+
+def build_tool_node(tools: Sequence[BaseTool]) -> ToolNode:
+    """The ``tools`` node: runs one tool call (sent to it with ``Send``) per task."""
+    return ToolNode(
+        list(tools),
+        handle_tool_errors=_tool_error_message,
+        wrap_tool_call=_wrap_tool_call,
+        awrap_tool_call=_awrap_tool_call,
+    )
+
+
+def record_sub_conversation(result: ToolResult) -> ToolResult:
+    """Turn a sub-assistant tool message into an update that also stores its conversation.
+
+    Other results pass through unchanged. Use it as (part of) a ``ToolNode``
+    ``wrap_tool_call`` in graphs not built by this package to make sub-conversations
+    resumable there.
+    """
+    if not isinstance(result, ToolMessage):
+        return result
+    artifact = read_artifact(result)
+    if artifact is None:
+        return result
+    update = {artifact["subgraph_uid"]: artifact["sub_assistant_state_data"]}
+    return Command(update={"messages": [result], "sub_assistant_states": update})
+
+
+def _wrap_tool_call(
+    request: ToolCallRequest, execute: Callable[[ToolCallRequest], ToolResult]
+) -> ToolResult:
+    refusal = _refuse_duplicate_resume(request)
+    if refusal is not None:
+        return refusal
+    return record_sub_conversation(execute(request))
+
+
+async def _awrap_tool_call(
+    request: ToolCallRequest, execute: Callable[[ToolCallRequest], Awaitable[ToolResult]]
+) -> ToolResult:
+    refusal = _refuse_duplicate_resume(request)
+    if refusal is not None:
+        return refusal
+    return record_sub_conversation(await execute(request))
+
+
+def _refuse_duplicate_resume(request: ToolCallRequest) -> ToolMessage | None:
+    """An error result if an earlier call of the same turn resumes the same uid."""
+    if not isinstance(request.tool, AssistantSubgraphCallTool):
+        return None
+    call = request.tool_call
+    uid = call["args"].get("resume_conversation_uid")
+    if not uid:
+        return None
+    for earlier in _calls_of_turn(request.state, call["id"]):
+        if earlier["name"].startswith("sub_assistant__") and (
+            earlier["args"].get("resume_conversation_uid") == uid
+        ):
+            return ToolMessage(
+                content=ERROR_DUPLICATE_RESUME.format(uid=uid),
+                tool_call_id=call["id"] or "",
+                name=call["name"],
+                status="error",
+            )
+    return None
+
+
+def _calls_of_turn(state: Any, call_id: str | None) -> list[dict[str, Any]]:
+    """The tool calls made before ``call_id`` in the model message that made it."""
+    messages = state.get("messages", []) if isinstance(state, dict) else []
+    for message in reversed(messages):
+        if isinstance(message, AIMessage) and any(c["id"] == call_id for c in message.tool_calls):
+            ids = [c["id"] for c in message.tool_calls]
+            return [dict(c) for c in message.tool_calls[: ids.index(call_id)]]
+    return []
+
+
+def _tool_error_message(error: Exception) -> str:
+    """Tool failures the model can act on become text; infrastructure errors propagate."""
+    if isinstance(error, AssistantGraphError) and not isinstance(error, SubAssistantToolError):
+        raise error
+    return ERROR_TOOL_FAILED.format(error=f"{type(error).__name__}: {error}")

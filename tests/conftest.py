@@ -1,0 +1,76 @@
+"""Shared fixtures. Tests never reach the network: only loopback connections are allowed."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from assistant_graph import AssistantCatalog, load_assistants
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE_ASSISTANTS = REPO / "assistants"
+
+_LOOPBACK = ("127.", "::1", "localhost")
+_real_connect = socket.socket.connect
+
+
+def _loopback_only_connect(self: socket.socket, address: Any) -> Any:
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        host = str(address[0])
+        if not host.startswith(_LOOPBACK):
+            raise RuntimeError(f"tests may not open network connections (tried {host})")
+    return _real_connect(self, address)
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(socket.socket, "connect", _loopback_only_connect)
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_BASE", "ASSISTANT_GRAPH_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    yield
+
+
+@pytest.fixture
+def team() -> AssistantCatalog:
+    """The example team in ``assistants/``."""
+    return load_assistants(EXAMPLE_ASSISTANTS)
+
+
+class AssistantFolder:
+    """A temporary assistants folder that tests fill with YAML files."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def add(self, name: str, **fields: Any) -> Path:
+        """Write ``<name>.yaml`` with the given fields over sensible required ones."""
+        data = {
+            "name": name,
+            "description": f"The {name} assistant.",
+            "instructions": f"You are {name}.",
+            **fields,
+        }
+        return self.write(f"{name}.yaml", yaml.safe_dump(data, sort_keys=False))
+
+    def write(self, filename: str, text: str) -> Path:
+        """Write a file into the folder as given."""
+        path = self.path / filename
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    def load(self, **kwargs: Any) -> AssistantCatalog:
+        """Load the folder."""
+        return load_assistants(self.path, **kwargs)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> AssistantFolder:
+    """An empty assistants folder."""
+    path = tmp_path / "assistants"
+    path.mkdir()
+    return AssistantFolder(path)

@@ -1,0 +1,303 @@
+"""Assistants calling assistants: delegation, artifacts, nesting, parallel calls, resuming."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.tools import tool
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+from assistant_graph import AssistantCatalog, build_assistant_graph, read_artifact
+from assistant_graph.testing import ModelCall, ScriptedModels, ai, call_sub_assistant, call_tool
+
+
+def thread(name: str = "t") -> dict[str, Any]:
+    return {"configurable": {"thread_id": name}}
+
+
+def tool_messages(messages: list[BaseMessage]) -> list[ToolMessage]:
+    return [m for m in messages if isinstance(m, ToolMessage)]
+
+
+def uid_in(call: ModelCall) -> str:
+    """The conversation uid of the last sub-assistant result the model has seen."""
+    result = tool_messages(call.messages)[-1]
+    artifact = read_artifact(result)
+    assert artifact is not None
+    return artifact["subgraph_uid"]
+
+
+def test_a_delegated_answer_comes_back_as_content_and_artifact(team: AssistantCatalog) -> None:
+    models = ScriptedModels(
+        {
+            "proxy": [
+                ai(tool_calls=[call_sub_assistant("writer", "Say hello.", id="w1")]),
+                "The writer says hello.",
+            ],
+            "writer": ["Hello!"],
+        }
+    )
+    graph = build_assistant_graph("proxy", team, model=models)
+    result = graph.invoke({"messages": [HumanMessage("Greet me.")]})
+
+    [writer_call] = models.calls("writer")
+    assert [type(m).__name__ for m in writer_call.messages] == ["SystemMessage", "HumanMessage"]
+    assert writer_call.messages[0].content == team["writer"].instructions
+    assert writer_call.last_message.content == "Say hello."
+    assert writer_call.tools == ["word_count"]
+
+    [answer] = tool_messages(result["messages"])
+    artifact = read_artifact(answer)
+    assert artifact is not None
+    uid = artifact["subgraph_uid"]
+    assert answer.name == "sub_assistant__writer" and answer.tool_call_id == "w1"
+    assert answer.content.startswith("Hello!\n\n")
+    assert f'resume_conversation_uid="{uid}"' in answer.content
+    assert artifact["input"] == "Say hello."
+    assert [m.content for m in artifact["response_messages"]] == ["Hello!"]
+    assert artifact["returning_incomplete"] is False
+    assert artifact["assistant"] == "writer"
+    state_data = artifact["sub_assistant_state_data"]
+    assert [m.content for m in state_data["messages"]] == ["Say hello.", "Hello!"]
+    assert result["sub_assistant_states"][uid]["assistant"] == "writer"
+    assert result["messages"][-1].content == "The writer says hello."
+    assert models.calls("proxy")[1].tools == ["sub_assistant__researcher", "sub_assistant__writer"]
+
+
+def test_delegation_nests_three_levels_deep(team: AssistantCatalog) -> None:
+    models = ScriptedModels(
+        {
+            "proxy": [
+                ai(tool_calls=[call_sub_assistant("researcher", "Diameter of Mars?")]),
+                "6779 km.",
+            ],
+            "researcher": [
+                ai(tool_calls=[call_tool("lookup_fact", topic="mars")]),
+                ai(tool_calls=[call_sub_assistant("calculator", "2*3389.5", pass_contexts=[])]),
+                "The diameter of Mars is 6779 km.",
+            ],
+            "calculator": [ai(tool_calls=[call_tool("calculate", expression="2*3389.5")]), "6779"],
+        }
+    )
+    graph = build_assistant_graph("proxy", team, model=models)
+    result = graph.invoke({"messages": [HumanMessage("How wide is Mars?")]})
+
+    calculator_turns = models.calls("calculator")
+    assert calculator_turns[1].messages[-1].content == "2*3389.5 = 6779"
+    researcher_last = models.calls("researcher")[2]
+    assert "3389.5 km" in researcher_last.text and "6779" in researcher_last.text
+    [answer] = tool_messages(result["messages"])
+    artifact = read_artifact(answer)
+    assert artifact is not None
+    nested = artifact["sub_assistant_state_data"]["sub_assistant_states"]
+    [calc_state] = nested.values()
+    assert calc_state["assistant"] == "calculator"
+    assert [type(m).__name__ for m in calc_state["messages"]] == [
+        "HumanMessage",
+        "AIMessage",
+        "ToolMessage",
+        "AIMessage",
+    ]
+    assert result["messages"][-1].content == "6779 km."
+
+
+def test_parallel_sub_assistant_calls_in_one_turn_run_concurrently(
+    team: AssistantCatalog,
+) -> None:
+    both_started = threading.Barrier(2, timeout=10)
+
+    @tool
+    def rendezvous() -> str:
+        """Wait until the other sub-assistant is running too."""
+        both_started.wait()
+        return "met"
+
+    catalog = AssistantCatalog.from_schemas(
+        [
+            {
+                "name": "boss",
+                "description": "d",
+                "instructions": "i",
+                "sub_assistants": ["left", "right"],
+            },
+            {
+                "name": "left",
+                "description": "d",
+                "instructions": "i",
+                "callable": True,
+                "tools": ["rendezvous"],
+            },
+            {
+                "name": "right",
+                "description": "d",
+                "instructions": "i",
+                "callable": True,
+                "tools": ["rendezvous"],
+            },
+        ],
+        tools=[rendezvous],
+    )
+    models = ScriptedModels(
+        {
+            "boss": [
+                ai(
+                    tool_calls=[call_sub_assistant("left", "go"), call_sub_assistant("right", "go")]
+                ),
+                "both done",
+            ],
+            "left": [ai(tool_calls=[call_tool("rendezvous")]), "left met right"],
+            "right": [ai(tool_calls=[call_tool("rendezvous")]), "right met left"],
+        }
+    )
+    result = build_assistant_graph("boss", catalog, model=models).invoke(
+        {"messages": [HumanMessage("go")]}
+    )
+    left, right = tool_messages(result["messages"])
+    assert left.content.startswith("left met right") and left.name == "sub_assistant__left"
+    assert right.content.startswith("right met left") and right.name == "sub_assistant__right"
+    assert len(result["sub_assistant_states"]) == 2
+
+
+async def test_parallel_calls_also_run_concurrently_when_async(team: AssistantCatalog) -> None:
+    models = ScriptedModels(
+        {
+            "proxy": [
+                ai(
+                    tool_calls=[
+                        call_sub_assistant("writer", "one"),
+                        call_sub_assistant("writer", "two"),
+                    ]
+                ),
+                "done",
+            ],
+            "writer": [lambda call: f"wrote {call.last_message.content}"] * 2,
+        }
+    )
+    graph = build_assistant_graph("proxy", team, model=models)
+    result = await graph.ainvoke({"messages": [HumanMessage("go")]})
+    first, second = tool_messages(result["messages"])
+    assert first.content.startswith("wrote one")
+    assert second.content.startswith("wrote two")
+    uids = {read_artifact(m)["subgraph_uid"] for m in (first, second)}  # type: ignore[index]
+    assert len(uids) == 2 and set(result["sub_assistant_states"]) == uids
+
+
+def test_a_later_turn_resumes_the_sub_conversation(team: AssistantCatalog) -> None:
+    models = ScriptedModels(
+        {
+            "proxy": [
+                ai(tool_calls=[call_sub_assistant("writer", "Draft a title about Mars.")]),
+                "Here is a title.",
+                lambda call: ai(
+                    tool_calls=[
+                        call_sub_assistant(
+                            "writer", "Shorter please.", resume_conversation_uid=uid_in(call)
+                        )
+                    ]
+                ),
+                "Here is a shorter one.",
+            ],
+            "writer": ["Mars, the red frontier of our dreams", "Red Mars"],
+        }
+    )
+    graph = build_assistant_graph("proxy", team, model=models, checkpointer=InMemorySaver())
+    graph.invoke({"messages": [HumanMessage("A title about Mars?")]}, thread())
+    result = graph.invoke({"messages": [HumanMessage("Shorter.")]}, thread())
+
+    second = models.calls("writer")[1]
+    assert [m.content for m in second.messages[1:]] == [
+        "Draft a title about Mars.",
+        "Mars, the red frontier of our dreams",
+        "Shorter please.",
+    ]
+    first_result, second_result = tool_messages(result["messages"])
+    first_uid = read_artifact(first_result)["subgraph_uid"]  # type: ignore[index]
+    assert read_artifact(second_result)["subgraph_uid"] == first_uid  # type: ignore[index]
+    assert [m.content for m in result["sub_assistant_states"][first_uid]["messages"]] == [
+        "Draft a title about Mars.",
+        "Mars, the red frontier of our dreams",
+        "Shorter please.",
+        "Red Mars",
+    ]
+    assert len(result["sub_assistant_states"]) == 1
+
+
+def test_a_sub_conversation_resumes_after_reloading_the_thread_from_sqlite(
+    team: AssistantCatalog, tmp_path: Path
+) -> None:
+    database = tmp_path / "threads.sqlite"
+    models = ScriptedModels(
+        {
+            "proxy": [
+                ai(tool_calls=[call_sub_assistant("researcher", "Radius of Mars?")]),
+                "3389.5 km.",
+                lambda call: ai(
+                    tool_calls=[
+                        call_sub_assistant(
+                            "researcher", "And of the Moon?", resume_conversation_uid=uid_in(call)
+                        )
+                    ]
+                ),
+                "1737.4 km.",
+            ],
+            "researcher": ["Mars: 3389.5 km.", "Moon: 1737.4 km."],
+        }
+    )
+    with sqlite3.connect(database, check_same_thread=False) as connection:
+        graph = build_assistant_graph(
+            "proxy", team, model=models, checkpointer=SqliteSaver(connection)
+        )
+        graph.invoke({"messages": [HumanMessage("Mars radius?")]}, thread("saved"))
+    connection.close()
+
+    with sqlite3.connect(database, check_same_thread=False) as connection:
+        reloaded = build_assistant_graph(
+            "proxy", team, model=models, checkpointer=SqliteSaver(connection)
+        )
+        result = reloaded.invoke({"messages": [HumanMessage("Moon radius?")]}, thread("saved"))
+    connection.close()
+
+    assert [m.content for m in models.calls("researcher")[1].messages[1:]] == [
+        "Radius of Mars?",
+        "Mars: 3389.5 km.",
+        "And of the Moon?",
+    ]
+    assert result["messages"][-1].content == "1737.4 km."
+    reloaded_artifact = read_artifact(tool_messages(result["messages"])[0])
+    assert reloaded_artifact is not None
+    assert isinstance(reloaded_artifact["response_messages"][0], AIMessage)
+
+
+def test_forwarded_messages_and_contexts_reach_the_sub_assistant(team: AssistantCatalog) -> None:
+    models = ScriptedModels(
+        {
+            "proxy": [
+                ai(tool_calls=[call_sub_assistant("researcher", "Radius of Mars?", id="r1")]),
+                ai(
+                    tool_calls=[
+                        call_sub_assistant(
+                            "writer",
+                            "Write one sentence.",
+                            pass_num_previous_messages=1,
+                            pass_contexts=["r1"],
+                        )
+                    ]
+                ),
+                "Done.",
+            ],
+            "researcher": ["3389.5 km"],
+            "writer": ["Mars has a radius of 3389.5 km."],
+        }
+    )
+    build_assistant_graph("proxy", team, model=models).invoke(
+        {"messages": [HumanMessage("Tell me how big Mars is.")]}
+    )
+    received = models.calls("writer")[0].last_message.content
+    assert received.startswith("Write one sentence.\n\nPrevious messages of the conversation:\n")
+    assert "[user]: Tell me how big Mars is." in received
+    assert "[context r1]:\n3389.5 km\n\n(conversation_uid: researcher-" in received

@@ -1,0 +1,61 @@
+"""The public API is explicit: one import gives every factory and every error."""
+
+from __future__ import annotations
+
+import inspect
+
+import assistant_graph
+import assistant_graph.errors
+import assistant_graph.testing
+
+
+def _isort_key(name: str) -> tuple[int, str]:
+    """Constants first, then classes, then functions (the order ruff keeps ``__all__`` in)."""
+    kind = 0 if name.isupper() else 1 if name[0].isupper() else 2
+    return kind, name
+
+
+def test_all_is_sorted_and_every_name_exists() -> None:
+    for module in (assistant_graph, assistant_graph.testing):
+        assert module.__all__ == sorted(module.__all__, key=_isort_key)
+        missing = [name for name in module.__all__ if not hasattr(module, name)]
+        assert missing == []
+
+
+def test_every_public_error_is_exported_and_shares_one_root() -> None:
+    errors = {
+        name
+        for name, value in vars(assistant_graph.errors).items()
+        if inspect.isclass(value)
+        and issubclass(value, Exception)
+        and value.__module__ == "assistant_graph.errors"
+    }
+    assert errors <= set(assistant_graph.__all__)
+    for name in errors:
+        assert issubclass(getattr(assistant_graph, name), assistant_graph.AssistantGraphError)
+
+
+def test_the_main_entry_points_are_exported() -> None:
+    for name in (
+        "load_assistants",
+        "build_assistant_graph",
+        "create_sub_assistant_tool",
+        "AssistantSchema",
+        "AssistantSubgraphArgs",
+        "AssistantSubgraphArtifact",
+        "AssistantSubgraphCallTool",
+        "generate_input_content",
+        "tool_name_from_assistant_name",
+        "assistant_name_from_tool_name",
+    ):
+        assert name in assistant_graph.__all__
+
+
+def test_public_functions_have_docstrings() -> None:
+    undocumented = [
+        name
+        for name in assistant_graph.__all__
+        if callable(getattr(assistant_graph, name))
+        and not inspect.getdoc(getattr(assistant_graph, name))
+    ]
+    assert undocumented == []
