@@ -3,6 +3,18 @@
 Users test their own assistants offline with these, exactly as this project does.
 """
 
+from assistant_graph.testing.openai_server import (
+    ChatRequest,
+    ImageRequest,
+    ScriptedOpenAIServer,
+    ScriptedReply,
+    ScriptedToolCall,
+    Usage,
+    reply,
+    route_by_system_prompt,
+    tiny_png_bytes,
+    tool_call,
+)
 from assistant_graph.testing.scripted_model import (
     ModelCall,
     Reply,
@@ -15,12 +27,22 @@ from assistant_graph.testing.scripted_model import (
 )
 
 __all__ = [
+    "ChatRequest",
+    "ImageRequest",
     "ModelCall",
     "Reply",
     "ScriptExhaustedError",
     "ScriptedChatModel",
     "ScriptedModels",
+    "ScriptedOpenAIServer",
+    "ScriptedReply",
+    "ScriptedToolCall",
+    "Usage",
     "ai",
     "call_sub_assistant",
     "call_tool",
+    "reply",
+    "route_by_system_prompt",
+    "tiny_png_bytes",
+    "tool_call",
 ]
