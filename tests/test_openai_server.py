@@ -256,6 +256,17 @@ class TestRouting:
             assert len(server.errors) == 1
             assert "You sing." in server.errors[0]
 
+    def test_a_function_in_a_reply_list_answers_one_request(
+        self, server: ScriptedOpenAIServer
+    ) -> None:
+        server.script("m", "first", lambda request: f"echo {request.last_user_message}", "last")
+        model = chat_model(server, "m")
+        assert [model.invoke(text).content for text in ("a", "b", "c")] == [
+            "first",
+            "echo b",
+            "last",
+        ]
+
     def test_a_callable_script_sees_the_request(self, server: ScriptedOpenAIServer) -> None:
         seen: list[ChatRequest] = []
 
@@ -401,7 +412,7 @@ class TestFaults:
             ScriptedReply(status=42)
         with pytest.raises(ValueError, match="drop_after_chunks"):
             reply(drop_after_chunks=-1)
-        with pytest.raises(TypeError, match="ScriptedReply or str"):
+        with pytest.raises(TypeError, match="ScriptedReply, str or a function"):
             ScriptedOpenAIServer({MODEL: ["fine", 42]})  # type: ignore[list-item]
 
 

@@ -298,8 +298,9 @@ class ImageRequest:
 
 Responder: TypeAlias = Callable[[ChatRequest], ScriptedReply | str]
 """A script written as a function: computes the reply to each request."""
-Script: TypeAlias = Sequence[ScriptedReply | str] | Responder
-"""Replies consumed in order (a `str` is a text reply), or a `Responder`."""
+Script: TypeAlias = Sequence[ScriptedReply | str | Responder] | Responder
+"""Replies consumed in order (a `str` is a text reply, a function answers one request),
+or one `Responder` for every request."""
 Router: TypeAlias = Callable[[ChatRequest], str]
 """Computes the route key, which picks the script, of a request."""
 
@@ -337,7 +338,7 @@ def route_by_system_prompt(mapping: Mapping[str, str]) -> Router:
 class _ScriptState:
     """A script and how far it has been consumed."""
 
-    replies: deque[ScriptedReply | str]
+    replies: deque[ScriptedReply | str | Responder]
     length: int
     responder: Responder | None = None
 
@@ -508,6 +509,16 @@ class ScriptedOpenAIServer:
         for key, script in (scripts or {}).items():
             self._set_script(key, script)
 
+    @property
+    def router(self) -> Router:
+        """Computes the script key of a request (default: the request's ``model``)."""
+        return self._router
+
+    @router.setter
+    def router(self, router: Router) -> None:
+        with self._lock:
+            self._router = router
+
     def __enter__(self) -> ScriptedOpenAIServer:
         """Start the server and return it."""
         return self.start()
@@ -608,9 +619,13 @@ class ScriptedOpenAIServer:
             state = _ScriptState(replies=deque(), length=0, responder=script)
         else:
             given = [script] if isinstance(script, str | ScriptedReply) else list(script)
-            items = [item for item in given if isinstance(item, str | ScriptedReply)]
+            items = [
+                item for item in given if isinstance(item, str | ScriptedReply) or callable(item)
+            ]
             if len(items) != len(given):
-                raise TypeError(f"Script items must be ScriptedReply or str, got {given!r}")
+                raise TypeError(
+                    f"Script items must be ScriptedReply, str or a function, got {given!r}"
+                )
             state = _ScriptState(replies=deque(items), length=len(items))
         with self._lock:
             self._scripts[key] = state
