@@ -14,11 +14,26 @@ from assistant_graph.errors import (
     ModelCallError,
     SubAssistantToolError,
 )
+from assistant_graph.events import (
+    AgentMessageEvent,
+    AssistantEvent,
+    ErrorEvent,
+    FinalEvent,
+    InputRequestEvent,
+    SubAssistantEndEvent,
+    SubAssistantStartEvent,
+    TokenEvent,
+    ToolCallEvent,
+    ToolResultEvent,
+    astream_events,
+    stream_events,
+)
 from assistant_graph.graph import (
     AssistantGraphBuilder,
     build_assistant_graph,
     create_sub_assistant_tool,
 )
+from assistant_graph.human import ASK_USER_TOOL_NAME, Approval, InputRequestPayload, parse_approval
 from assistant_graph.models import ModelOverride
 from assistant_graph.schema import AssistantSchema, assistant_json_schema, write_json_schema
 from assistant_graph.state import AssistantState, SubAssistantStateData
@@ -35,11 +50,16 @@ from assistant_graph.subgraph_tool import (
     tool_name_from_assistant_name,
 )
 from assistant_graph.tool_execution import record_sub_conversation
+from assistant_graph.usage import TokenUsage, UsageSummary
 
 __all__ = [
+    "ASK_USER_TOOL_NAME",
     "SUB_ASSISTANT_PREFIX",
+    "AgentMessageEvent",
+    "Approval",
     "AssistantCatalog",
     "AssistantConfigError",
+    "AssistantEvent",
     "AssistantGraphBuilder",
     "AssistantGraphError",
     "AssistantSchema",
@@ -48,21 +68,35 @@ __all__ = [
     "AssistantSubgraphArtifact",
     "AssistantSubgraphCallTool",
     "ConfigProblem",
+    "ErrorEvent",
+    "FinalEvent",
+    "InputRequestEvent",
+    "InputRequestPayload",
     "MissingConfigError",
     "MissingSubgraphDataError",
     "ModelCallError",
     "ModelOverride",
+    "SubAssistantEndEvent",
+    "SubAssistantStartEvent",
     "SubAssistantStateData",
     "SubAssistantToolError",
     "SubgraphInfo",
+    "TokenEvent",
+    "TokenUsage",
+    "ToolCallEvent",
+    "ToolResultEvent",
+    "UsageSummary",
     "assistant_json_schema",
     "assistant_name_from_tool_name",
+    "astream_events",
     "build_assistant_graph",
     "create_sub_assistant_tool",
     "generate_input_content",
     "load_assistants",
+    "parse_approval",
     "read_artifact",
     "record_sub_conversation",
+    "stream_events",
     "tool_name_from_assistant",
     "tool_name_from_assistant_name",
     "write_json_schema",

@@ -167,6 +167,7 @@ def _build_catalog(
     parsed = _parse_schemas(documents, found)
     unique = _unique_by_name(parsed, found)
     _check_sub_assistants(unique, found)
+    _check_approvals(unique, found)
     tools = _resolve_tools(unique, registry, found)
     if found:
         raise AssistantConfigError(found)
@@ -237,6 +238,23 @@ def _check_sub_assistants(
                 problems.append(
                     ConfigProblem(
                         source, field, f"assistant {sub!r} is not callable (set callable: true)"
+                    )
+                )
+
+
+def _check_approvals(
+    schemas: Mapping[str, tuple[str, AssistantSchema]], problems: list[ConfigProblem]
+) -> None:
+    for source, schema in schemas.values():
+        offered = {*schema.tools, *(f"sub_assistant__{sub}" for sub in schema.sub_assistants)}
+        for index, name in enumerate(schema.require_approval):
+            if name not in offered:
+                problems.append(
+                    ConfigProblem(
+                        source,
+                        f"require_approval[{index}]",
+                        f"{name!r} is not one of this assistant's tools "
+                        f"({', '.join(sorted(offered)) or 'it has none'})",
                     )
                 )
 

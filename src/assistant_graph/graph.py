@@ -6,6 +6,9 @@ The graph of one assistant::
                         |  \\--(tool calls, out of steps)--> out_of_steps -> END
                         \\--(one Send per tool call)--> tools -> agent
 
+With ``summarize_after_tokens`` set, a ``summarize`` node runs before model calls (after
+``begin`` when due, after ``tools`` always) and folds older messages into the summary.
+
 ``begin`` sets this run's step budget; ``agent`` calls the model bound to the assistant's
 tools and sub-assistant tools; ``tools`` runs each tool call as its own task, so parallel
 sub-assistant calls run concurrently and interrupts raised in several of them surface and
@@ -15,7 +18,8 @@ AI message saying it is incomplete (never a ``GraphRecursionError``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +36,7 @@ from langgraph.types import Send
 
 from assistant_graph.catalog import AssistantCatalog
 from assistant_graph.errors import ModelCallError
+from assistant_graph.human import ask_user_tool
 from assistant_graph.models import ModelOverride, resolve_chat_model
 from assistant_graph.schema import AssistantSchema
 from assistant_graph.state import AssistantState
@@ -42,6 +47,7 @@ from assistant_graph.subgraph_tool import (
     recursion_limit_for,
     tool_name_from_assistant_name,
 )
+from assistant_graph.summary import needs_summary, summary_request, unsummarized_messages
 from assistant_graph.tool_execution import build_tool_node
 
 __all__ = ["AssistantGraphBuilder", "build_assistant_graph", "create_sub_assistant_tool"]
@@ -59,6 +65,7 @@ NODE_BEGIN = "begin"
 NODE_AGENT = "agent"
 NODE_TOOLS = "tools"
 NODE_OUT_OF_STEPS = "out_of_steps"
+NODE_SUMMARIZE = "summarize"
 
 
 @dataclass
@@ -114,14 +121,36 @@ class AssistantGraphBuilder:
         self, name: str, checkpointer: BaseCheckpointSaver[Any] | bool | None
     ) -> CompiledStateGraph[Any, Any, Any, Any]:
         schema = self.catalog[name]
-        tools = [
-            *self.catalog.tools_for(name),
-            *map(self.sub_assistant_tool, schema.sub_assistants),
-        ]
+        tools = self._tools_of(schema)
         chat_model = resolve_chat_model(schema, self.model, source=self.catalog.source_of(name))
-        builder = _wire(schema, _bind(chat_model, tools), tools)
+        builder = _wire(
+            schema,
+            _bind(chat_model, tools),
+            tools,
+            self._approvals_of(schema),
+            summary_model=chat_model,
+        )
         compiled = builder.compile(checkpointer=checkpointer, name=name)
-        return compiled.with_config(recursion_limit=recursion_limit_for(schema.max_steps))
+        limit = recursion_limit_for(
+            schema.max_steps, summarizes=schema.summarize_after_tokens is not None
+        )
+        return compiled.with_config(recursion_limit=limit)
+
+
+    def _tools_of(self, schema: AssistantSchema) -> list[BaseTool]:
+        """The schema's tools, then ``ask_user`` if enabled, then its sub-assistant tools."""
+        tools = list(self.catalog.tools_for(schema.name))
+        if schema.ask_user:
+            tools.append(ask_user_tool())
+        return [*tools, *map(self.sub_assistant_tool, schema.sub_assistants)]
+
+    def _approvals_of(self, schema: AssistantSchema) -> set[str]:
+        """Tool names (as the model calls them) whose calls need the person's approval."""
+        listed = set(schema.require_approval)
+        resolved = zip(schema.tools, self.catalog.tools_for(schema.name), strict=True)
+        return {tool.name for written, tool in resolved if written in listed} | (
+            listed - set(schema.tools)
+        )
 
 
 def build_assistant_graph(
@@ -196,22 +225,45 @@ def _wire(
     schema: AssistantSchema,
     model: Runnable[LanguageModelInput, BaseMessage],
     tools: Sequence[BaseTool],
+    require_approval: set[str],
+    *,
+    summary_model: Runnable[LanguageModelInput, BaseMessage] | None = None,
 ) -> StateGraph[Any, Any, Any, Any]:
-    steps = _AssistantSteps(schema, model)
+    summarizes = schema.summarize_after_tokens is not None
+    steps = _AssistantSteps(schema, model, summary_model if summarizes else None)
     builder = StateGraph(AssistantState)
     builder.add_node(NODE_BEGIN, steps.begin)
     builder.add_node(NODE_AGENT, RunnableLambda(steps.call_model, afunc=steps.acall_model))
     builder.add_node(NODE_OUT_OF_STEPS, steps.out_of_steps)
     builder.add_edge(START, NODE_BEGIN)
-    builder.add_edge(NODE_BEGIN, NODE_AGENT)
     destinations = [END, NODE_OUT_OF_STEPS, NODE_AGENT]
+    before_model = NODE_AGENT
+    if steps.summary_model is not None:
+        before_model = _wire_summary(builder, steps)
+        destinations.append(NODE_SUMMARIZE)
+    else:
+        builder.add_edge(NODE_BEGIN, NODE_AGENT)
     if tools:
-        builder.add_node(NODE_TOOLS, build_tool_node(tools))
-        builder.add_edge(NODE_TOOLS, NODE_AGENT)
+        builder.add_node(NODE_TOOLS, build_tool_node(tools, require_approval=require_approval))
+        builder.add_edge(NODE_TOOLS, before_model)
         destinations.append(NODE_TOOLS)
     builder.add_conditional_edges(NODE_AGENT, steps.route_after_model, destinations)
     builder.add_edge(NODE_OUT_OF_STEPS, END)
     return builder
+
+
+def _wire_summary(builder: StateGraph[Any, Any, Any, Any], steps: _AssistantSteps) -> str:
+    """Add ``summarize``, which folds older messages into the summary before a model call.
+
+    After ``begin`` (and a retry after invalid tool calls) it runs only when a summary is
+    due. After ``tools`` it always runs, doing nothing when none is due: parallel tool
+    tasks would each judge a conditional edge on their own part of the state, and could
+    start ``summarize`` and ``agent`` together. Returns the node to go to after ``tools``.
+    """
+    builder.add_node(NODE_SUMMARIZE, RunnableLambda(steps.summarize, afunc=steps.asummarize))
+    builder.add_conditional_edges(NODE_BEGIN, steps.route_to_model, [NODE_SUMMARIZE, NODE_AGENT])
+    builder.add_edge(NODE_SUMMARIZE, NODE_AGENT)
+    return NODE_SUMMARIZE
 
 
 @dataclass(frozen=True)
@@ -220,6 +272,8 @@ class _AssistantSteps:
 
     schema: AssistantSchema
     model: Runnable[LanguageModelInput, BaseMessage]
+    summary_model: Runnable[LanguageModelInput, BaseMessage] | None = None
+    """The assistant's chat model without tools, if it summarizes long conversations."""
 
     def begin(self, state: AssistantState) -> dict[str, Any]:
         """Start a run: its step budget, the assistant path, and a clear incomplete flag."""
@@ -234,29 +288,50 @@ class _AssistantSteps:
 
     def call_model(self, state: AssistantState, config: RunnableConfig) -> dict[str, Any]:
         """One model call (sync)."""
-        try:
+        with self._model_call(state):
             response = self.model.invoke(self._prompt(state), config)
-        except GraphBubbleUp:
-            raise
-        except Exception as error:
-            raise ModelCallError(_path(state, self.schema), error) from error
         return self._after_model(state, response)
 
     async def acall_model(self, state: AssistantState, config: RunnableConfig) -> dict[str, Any]:
         """One model call (async)."""
-        try:
+        with self._model_call(state):
             response = await self.model.ainvoke(self._prompt(state), config)
+        return self._after_model(state, response)
+
+    def summarize(self, state: AssistantState, config: RunnableConfig) -> dict[str, Any]:
+        """Fold older messages into the summary if one is due (sync). Not a step: it does
+        not count against ``max_steps``."""
+        request = summary_request(state, self.schema)
+        if request is None or self.summary_model is None:
+            return {}
+        with self._model_call(state):
+            response = self.summary_model.invoke(request.prompt, config)
+        return request.update(response)
+
+    async def asummarize(self, state: AssistantState, config: RunnableConfig) -> dict[str, Any]:
+        """Fold older messages into the summary if one is due (async); not a step either."""
+        request = summary_request(state, self.schema)
+        if request is None or self.summary_model is None:
+            return {}
+        with self._model_call(state):
+            response = await self.summary_model.ainvoke(request.prompt, config)
+        return request.update(response)
+
+    @contextmanager
+    def _model_call(self, state: AssistantState) -> Iterator[None]:
+        """Failures of a model call raise ModelCallError with the path; interrupts pass."""
+        try:
+            yield
         except GraphBubbleUp:
             raise
         except Exception as error:
             raise ModelCallError(_path(state, self.schema), error) from error
-        return self._after_model(state, response)
 
     def _prompt(self, state: AssistantState) -> list[BaseMessage]:
         prompt: list[BaseMessage] = [SystemMessage(content=self.schema.instructions)]
         if summary := state.get("summary_of_conversation"):
             prompt.append(SystemMessage(content=SUMMARY_PROMPT.format(summary=summary)))
-        return [*prompt, *state["messages"]]
+        return [*prompt, *unsummarized_messages(state)]
 
     def _after_model(self, state: AssistantState, response: BaseMessage) -> dict[str, Any]:
         messages: list[BaseMessage] = [response]
@@ -274,7 +349,7 @@ class _AssistantSteps:
         if state.get("steps_remaining", 0) <= 0:
             return NODE_OUT_OF_STEPS
         if not calls:
-            return NODE_AGENT
+            return self.route_to_model(state)
         return [
             Send(
                 NODE_TOOLS,
@@ -284,6 +359,12 @@ class _AssistantSteps:
             )
             for call in calls
         ]
+
+    def route_to_model(self, state: AssistantState) -> str:
+        """Before a model call: summarize first if the conversation has grown too long."""
+        if self.summary_model is not None and needs_summary(state, self.schema):
+            return NODE_SUMMARIZE
+        return NODE_AGENT
 
     def out_of_steps(self, state: AssistantState) -> dict[str, Any]:
         """End the run incomplete, first answering every tool call left without a result."""

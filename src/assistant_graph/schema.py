@@ -101,6 +101,57 @@ class AssistantSchema(BaseModel):
     )
     """How many model calls one call of this assistant may make before it stops incomplete."""
 
+    ask_user: bool = Field(
+        default=False,
+        description="Give the assistant the built-in ask_user tool to ask the person a question.",
+    )
+    """Whether the assistant may ask the person a question (built-in ``ask_user`` tool).
+    Needs a checkpointer: the run pauses until the answer is given."""
+
+    require_approval: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Tools (from tools, or sub_assistant__<name>) that need the person's approval "
+            "before each call runs."
+        ),
+    )
+    """Tool names whose every call waits for the person's approval (needs a checkpointer)."""
+
+    max_result_chars: int | None = Field(
+        default=None,
+        ge=100,
+        description=(
+            "Cap on the characters of this assistant's answer that go back into a caller's "
+            "context; the full answer stays in the artifact."
+        ),
+    )
+    """When called as a sub-assistant, at most this many characters of the answer go back
+    to the caller's model; the full answer stays in the artifact."""
+
+    summarize_after_tokens: int | None = Field(
+        default=None,
+        ge=200,
+        description=(
+            "When the messages not yet summarized exceed this many tokens, the assistant "
+            "condenses the older ones into a summary with its own model before its next "
+            "model call. The thread keeps every message. null never summarizes."
+        ),
+    )
+    """Summarize older messages once the part of the conversation the model sees verbatim
+    grows past this many tokens (see :mod:`assistant_graph.summary`); None never does."""
+
+    summary_keep_messages: int = Field(
+        default=6,
+        ge=1,
+        le=200,
+        description=(
+            "How many of the most recent messages are always passed to the model verbatim, "
+            "never summarized."
+        ),
+    )
+    """How many of the most recent messages a summary never covers (a few more are kept
+    when needed so a tool call and its results stay together)."""
+
     @field_validator("model")
     @classmethod
     def _model_is_provider_and_name(cls, value: str) -> str:
@@ -110,7 +161,7 @@ class AssistantSchema(BaseModel):
             )
         return value
 
-    @field_validator("tools", "sub_assistants")
+    @field_validator("tools", "sub_assistants", "require_approval")
     @classmethod
     def _no_repeats(cls, values: list[str]) -> list[str]:
         repeated = sorted({value for value in values if values.count(value) > 1})

@@ -26,6 +26,8 @@ class SubAssistantStateData(TypedDict):
     """The whole sub-conversation so far, as the sub-assistant saw and wrote it."""
     summary_of_conversation: str | None
     """The sub-assistant's own summary of its conversation, if it made one."""
+    summarized_message_count: NotRequired[int]
+    """How many leading ``messages`` the summary covers (0 or absent: none)."""
     sub_assistant_states: dict[str, SubAssistantStateData]
     """The sub-conversations the sub-assistant itself opened, so they can be resumed too."""
     incomplete: bool
@@ -47,6 +49,9 @@ class AssistantState(TypedDict):
     """The conversation: user, assistant and tool messages (never the system prompt)."""
     summary_of_conversation: NotRequired[str | None]
     """A summary of the older part of the conversation, passed on to sub-assistants."""
+    summarized_message_count: NotRequired[int]
+    """How many leading messages of ``messages`` ``summary_of_conversation`` covers; the
+    model sees the summary instead of them."""
     sub_assistant_states: NotRequired[
         Annotated[dict[str, SubAssistantStateData], merge_sub_assistant_states]
     ]
@@ -59,6 +64,8 @@ class AssistantState(TypedDict):
     """Assistant names from the root to this one, e.g. ``["proxy", "researcher"]``."""
     conversation_uid: NotRequired[str | None]
     """The uid under which the caller keeps this conversation (sub-assistants only)."""
+    parent_tool_call_id: NotRequired[str | None]
+    """The id of the caller's tool call that opened this run (sub-assistants only)."""
     incomplete: NotRequired[bool]
     """Whether the last run stopped (out of steps) before the assistant finished."""
 

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from assistant_graph.errors import MissingSubgraphDataError, SubAssistantToolError
 from assistant_graph.schema import AssistantSchema
 from assistant_graph.state import SubAssistantStateData, coerce_messages
+from assistant_graph.usage import UsageSummary, usage_of_messages
 
 __all__ = [
     "DEFAULT_MAX_DEPTH",
@@ -71,6 +72,10 @@ RESULT_UID_NOTE = (
 RESULT_INCOMPLETE_NOTE = (
     "[INCOMPLETE] {assistant} stopped before finishing: it used all {steps} model calls it "
     'was allowed. To let it continue, call {tool} again with resume_conversation_uid="{uid}".'
+)
+RESULT_CUT_NOTE = (
+    "\n[... cut: the answer has {total} characters and only the first {shown} are shown here. "
+    'To get the rest, call {tool} again with resume_conversation_uid="{uid}" and ask for it.]'
 )
 NO_ANSWER = "(no answer yet)"
 ERROR_UNKNOWN_UID = (
@@ -209,6 +214,9 @@ class AssistantSubgraphArtifact(TypedDict):
     """The conversation uid, to pass back as ``resume_conversation_uid``."""
     assistant: str
     """The name of the sub-assistant."""
+    usage: UsageSummary
+    """Tokens used by this call: the sub-assistant's model calls and those of its own
+    sub-assistants, per assistant and per path (paths start at this sub-assistant)."""
 
 
 @dataclass(frozen=True)
@@ -223,6 +231,8 @@ class SubgraphInfo:
     """The sub-assistant's summary of it."""
     sub_assistant_states: dict[str, SubAssistantStateData]
     """The sub-conversations the sub-assistant opened within it."""
+    summarized_message_count: int = 0
+    """How many leading ``previous_messages`` the summary covers."""
 
 
 class SubgraphProvider(Protocol):
@@ -306,6 +316,15 @@ class _PreparedCall:
     input_message: HumanMessage
     uid: str
 
+    @property
+    def input_count(self) -> int:
+        """How many messages the sub-conversation holds before this call's response.
+
+        The response is found by position, not by message id: when a call re-runs after
+        an interrupt, the subgraph resumes its saved state and the new input is ignored.
+        """
+        return len(self.graph_input["messages"])
+
 
 class AssistantSubgraphCallTool(BaseTool):
     """Calls one assistant of a catalog as a subgraph of the calling assistant's graph.
@@ -382,13 +401,17 @@ class AssistantSubgraphCallTool(BaseTool):
         graph_input = {
             "messages": [*info.previous_messages, input_message],
             "summary_of_conversation": info.summary_of_conversation,
+            "summarized_message_count": info.summarized_message_count,
             "sub_assistant_states": info.sub_assistant_states,
             "step_limit": budget,
             "assistant_path": path,
             "conversation_uid": info.subgraph_uid,
+            "parent_tool_call_id": args.tool_call_id,
         }
         metadata = {"assistant_path": path, "parent_tool_call_id": args.tool_call_id}
-        sub_config = patch_config(config, recursion_limit=recursion_limit_for(budget))
+        summarizes = self.assistant_schema.summarize_after_tokens is not None
+        limit = recursion_limit_for(budget, summarizes=summarizes)
+        sub_config = patch_config(config, recursion_limit=limit)
         sub_config["metadata"] = {**sub_config.get("metadata", {}), **metadata}
         return _PreparedCall(graph_input, sub_config, input_message, info.subgraph_uid)
 
@@ -434,19 +457,21 @@ class AssistantSubgraphCallTool(BaseTool):
             previous_messages=coerce_messages(data["messages"]),
             summary_of_conversation=data.get("summary_of_conversation"),
             sub_assistant_states=dict(data.get("sub_assistant_states") or {}),
+            summarized_message_count=data.get("summarized_message_count") or 0,
         )
 
     def _finish(
         self, call: _PreparedCall, output: Mapping[str, Any]
     ) -> tuple[str, AssistantSubgraphArtifact]:
         messages = coerce_messages(output["messages"])
-        response = _messages_after(messages, call.input_message)
+        response = messages[call.input_count :]
         uid = output.get("conversation_uid") or call.uid
         incomplete = bool(output.get("incomplete"))
         state_data = SubAssistantStateData(
             assistant=self.assistant_config_id,
             messages=messages,
             summary_of_conversation=output.get("summary_of_conversation"),
+            summarized_message_count=output.get("summarized_message_count") or 0,
             sub_assistant_states=dict(output.get("sub_assistant_states") or {}),
             incomplete=incomplete,
         )
@@ -457,12 +482,16 @@ class AssistantSubgraphCallTool(BaseTool):
             sub_assistant_state_data=state_data,
             subgraph_uid=uid,
             assistant=self.assistant_config_id,
+            usage=usage_of_messages(self.assistant_config_id, response, _nested_usage(response)),
         )
         return self._content(response, uid, incomplete), artifact
 
     def _content(self, response: Sequence[BaseMessage], uid: str, incomplete: bool) -> str:
         answer = final_answer(response) or NO_ANSWER
         notes = dict(assistant=self.assistant_config_id, tool=self.name, uid=uid)
+        cap = self.assistant_schema.max_result_chars
+        if cap is not None and len(answer) > cap:
+            answer = answer[:cap] + RESULT_CUT_NOTE.format(total=len(answer), shown=cap, **notes)
         if incomplete:
             note = RESULT_INCOMPLETE_NOTE.format(steps=self.assistant_schema.max_steps, **notes)
         else:
@@ -485,9 +514,13 @@ def is_out_of_steps_notice(message: BaseMessage) -> bool:
     return bool(message.response_metadata.get(OUT_OF_STEPS_MARKER))
 
 
-def recursion_limit_for(max_model_calls: int) -> int:
-    """A LangGraph recursion limit that a run of that many model calls never reaches."""
-    return 2 * max_model_calls + 10
+def recursion_limit_for(max_model_calls: int, *, summarizes: bool = False) -> int:
+    """A LangGraph recursion limit that a run of that many model calls never reaches.
+
+    Each model call takes at most two supersteps (model, tools), or three when the
+    assistant summarizes long conversations (a ``summarize`` step before the model call).
+    """
+    return (3 if summarizes else 2) * max_model_calls + 10
 
 
 def read_artifact(message: BaseMessage) -> AssistantSubgraphArtifact | None:
@@ -507,14 +540,17 @@ def read_artifact(message: BaseMessage) -> AssistantSubgraphArtifact | None:
         sub_assistant_state_data=SubAssistantStateData(**data),  # type: ignore[typeddict-item]
         subgraph_uid=artifact["subgraph_uid"],
         assistant=artifact.get("assistant") or data["assistant"],
+        usage=artifact.get("usage") or usage_of_messages(data["assistant"], [], []),
     )
 
 
-def _messages_after(messages: Sequence[BaseMessage], marker: BaseMessage) -> list[BaseMessage]:
-    for index, message in enumerate(messages):
-        if message.id == marker.id:
-            return list(messages[index + 1 :])
-    return list(messages)
+def _nested_usage(messages: Sequence[BaseMessage]) -> list[Mapping[str, Any] | None]:
+    """The usage summaries in the sub-assistant artifacts among ``messages``."""
+    return [
+        message.artifact.get("usage")
+        for message in messages
+        if isinstance(message, ToolMessage) and isinstance(message.artifact, Mapping)
+    ]
 
 
 def _new_uid(assistant: str) -> str:

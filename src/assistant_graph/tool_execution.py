@@ -3,6 +3,8 @@
 Built on LangGraph's ``ToolNode`` (which injects state and turns unknown tools, invalid
 arguments and tool exceptions into error tool messages), with one wrapper that
 
+- asks the person to approve calls of the tools the schema lists in ``require_approval``
+  (a rejection becomes the tool result, and the run goes on),
 - refuses a second call in the same model turn that resumes the same conversation uid, and
 - records each sub-assistant result's conversation in ``sub_assistant_states`` in the same
   update that adds its tool message, so the two are checkpointed together.
@@ -13,7 +15,8 @@ configuration errors are not turned into tool messages: they end the run.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.messages import AIMessage, ToolMessage
@@ -23,6 +26,7 @@ from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.types import Command
 
 from assistant_graph.errors import AssistantGraphError, SubAssistantToolError
+from assistant_graph.human import rejection_message, request_approval
 from assistant_graph.subgraph_tool import AssistantSubgraphCallTool, read_artifact
 
 __all__ = ["build_tool_node", "record_sub_conversation"]
@@ -37,13 +41,21 @@ ERROR_TOOL_FAILED = "Error: {error}\nPlease fix your mistakes."
 ToolResult = ToolMessage | Command[Any]
 
 
-def build_tool_node(tools: Sequence[BaseTool]) -> ToolNode:
-    """The ``tools`` node: runs one tool call (sent to it with ``Send``) per task."""
+def build_tool_node(
+    tools: Sequence[BaseTool], *, require_approval: Collection[str] = ()
+) -> ToolNode:
+    """The ``tools`` node: runs one tool call (sent to it with ``Send``) per task.
+
+    Args:
+        tools: The assistant's tools, sub-assistant tools included.
+        require_approval: Names of tools whose calls wait for the person's approval.
+    """
+    gate = _ToolCallGate(frozenset(require_approval))
     return ToolNode(
         list(tools),
         handle_tool_errors=_tool_error_message,
-        wrap_tool_call=_wrap_tool_call,
-        awrap_tool_call=_awrap_tool_call,
+        wrap_tool_call=gate.wrap,
+        awrap_tool_call=gate.awrap,
     )
 
 
@@ -63,22 +75,38 @@ def record_sub_conversation(result: ToolResult) -> ToolResult:
     return Command(update={"messages": [result], "sub_assistant_states": update})
 
 
-def _wrap_tool_call(
-    request: ToolCallRequest, execute: Callable[[ToolCallRequest], ToolResult]
-) -> ToolResult:
-    refusal = _refuse_duplicate_resume(request)
-    if refusal is not None:
-        return refusal
-    return record_sub_conversation(execute(request))
+@dataclass(frozen=True)
+class _ToolCallGate:
+    """What happens around every tool call: checks before it, recording after it."""
 
+    require_approval: frozenset[str]
 
-async def _awrap_tool_call(
-    request: ToolCallRequest, execute: Callable[[ToolCallRequest], Awaitable[ToolResult]]
-) -> ToolResult:
-    refusal = _refuse_duplicate_resume(request)
-    if refusal is not None:
-        return refusal
-    return record_sub_conversation(await execute(request))
+    def wrap(
+        self, request: ToolCallRequest, execute: Callable[[ToolCallRequest], ToolResult]
+    ) -> ToolResult:
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return refusal
+        return record_sub_conversation(execute(request))
+
+    async def awrap(
+        self,
+        request: ToolCallRequest,
+        execute: Callable[[ToolCallRequest], Awaitable[ToolResult]],
+    ) -> ToolResult:
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return refusal
+        return record_sub_conversation(await execute(request))
+
+    def _refusal(self, request: ToolCallRequest) -> ToolMessage | None:
+        """A result to give instead of running the call, or None to run it."""
+        refusal = _refuse_duplicate_resume(request)
+        if refusal is not None or request.tool_call["name"] not in self.require_approval:
+            return refusal
+        state = request.state if isinstance(request.state, dict) else {}
+        approval = request_approval(request.tool_call, list(state.get("assistant_path") or []))
+        return None if approval.approved else rejection_message(request.tool_call, approval)
 
 
 def _refuse_duplicate_resume(request: ToolCallRequest) -> ToolMessage | None:

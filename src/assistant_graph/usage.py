@@ -70,7 +70,7 @@ class UsageTable:
 
     def summary(self) -> UsageSummary:
         """The usage as plain data: total, per assistant, per path."""
-        total, by_assistant = _zero(), {}
+        total, by_assistant = _zero(), dict[str, TokenUsage]()
         for path, usage in self.by_path.items():
             _add(total, usage)
             _add(by_assistant.setdefault(path[-1], _zero()), usage)

@@ -1,0 +1,140 @@
+"""Human in the loop, at any depth: the ``ask_user`` tool and approval of tool calls.
+
+Both pause the run with LangGraph's ``interrupt`` (so they need a checkpointer). The
+interrupt value is an :class:`InputRequestPayload` that names the assistant path; the
+caller answers with ``Command(resume=...)`` (one value, or a dict of values by interrupt
+id to answer several pending requests at once) and the run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, TypedDict
+
+from langchain_core.messages import ToolCall, ToolMessage
+from langchain_core.tools import BaseTool, InjectedToolCallId, tool
+from langgraph.prebuilt import InjectedState
+from langgraph.types import interrupt
+
+__all__ = [
+    "ASK_USER_TOOL_NAME",
+    "Approval",
+    "InputRequestPayload",
+    "ask_user_tool",
+    "parse_approval",
+    "request_approval",
+]
+
+ASK_USER_TOOL_NAME = "ask_user"
+"""Name of the built-in tool an assistant with ``ask_user: true`` gets."""
+
+APPROVAL_QUESTION = "Allow {assistant} to call {tool} with {args}?"
+REJECTED_TEXT = "The person did not approve this call to {tool}{reason}. Do not retry it; "
+REJECTED_TEXT += "continue without it or ask what to do instead."
+_YES = {"y", "yes", "ok", "approve", "approved", "allow", "true"}
+
+
+class InputRequestPayload(TypedDict):
+    """The value of an interrupt raised to ask the person something."""
+
+    kind: Literal["question", "approval"]
+    """A free question (``ask_user``) or a yes/no approval of a tool call."""
+    question: str
+    """The text to show the person."""
+    path: list[str]
+    """The assistant names from the root to the one asking."""
+    tool_call_id: str
+    """The id of the tool call that asks (``ask_user``) or that waits for approval."""
+    tool: str | None
+    """For approvals: the tool that would run."""
+    args: dict[str, Any] | None
+    """For approvals: the arguments it would run with."""
+
+
+@dataclass(frozen=True)
+class Approval:
+    """The person's decision on a tool call."""
+
+    approved: bool
+    """Whether the call may run."""
+    reason: str | None = None
+    """Why not (or any remark), passed on to the model."""
+
+
+def ask_user_tool() -> BaseTool:
+    """The built-in ``ask_user`` tool: asks the person and returns the answer."""
+
+    @tool(ASK_USER_TOOL_NAME)
+    def ask_user(
+        question: str,
+        tool_call_id: Annotated[str, InjectedToolCallId],
+        assistant_path: Annotated[list[str] | None, InjectedState("assistant_path")] = None,
+    ) -> str:
+        """Ask the person you are working for a question and wait for the answer. Use it
+        when you cannot go on without information or a decision only they have."""
+        payload = InputRequestPayload(
+            kind="question",
+            question=question,
+            path=list(assistant_path or []),
+            tool_call_id=tool_call_id,
+            tool=None,
+            args=None,
+        )
+        return _answer_text(interrupt(payload))
+
+    return ask_user
+
+
+def request_approval(call: ToolCall, path: list[str]) -> Approval:
+    """Pause until the person approves or rejects ``call`` (via ``interrupt``)."""
+    args = {key: value for key, value in call["args"].items()}
+    payload = InputRequestPayload(
+        kind="approval",
+        question=APPROVAL_QUESTION.format(
+            assistant=" > ".join(path) or "the assistant",
+            tool=call["name"],
+            args=json.dumps(args, ensure_ascii=False, default=str),
+        ),
+        path=path,
+        tool_call_id=call["id"] or "",
+        tool=call["name"],
+        args=args,
+    )
+    return parse_approval(interrupt(payload))
+
+
+def parse_approval(answer: Any) -> Approval:
+    """Read a resume value as an approval.
+
+    ``True``, ``"yes"``/``"y"``/``"ok"``/``"approve"`` and ``{"approved": true}`` approve;
+    ``False``, ``{"approved": false, "reason": ...}`` and any other text reject (the text
+    becomes the reason the model is told).
+    """
+    if isinstance(answer, bool):
+        return Approval(answer)
+    if isinstance(answer, Mapping):
+        reason = answer.get("reason")
+        return Approval(bool(answer.get("approved")), str(reason) if reason else None)
+    text = str(answer).strip()
+    if text.lower() in _YES:
+        return Approval(True)
+    return Approval(False, text or None)
+
+
+def rejection_message(call: ToolCall, approval: Approval) -> ToolMessage:
+    """The tool result that tells the model its call was not approved."""
+    reason = f": {approval.reason}" if approval.reason else ""
+    return ToolMessage(
+        content=REJECTED_TEXT.format(tool=call["name"], reason=reason),
+        tool_call_id=call["id"] or "",
+        name=call["name"],
+        status="error",
+    )
+
+
+def _answer_text(answer: Any) -> str:
+    if isinstance(answer, str):
+        return answer
+    return json.dumps(answer, ensure_ascii=False, default=str)

@@ -1,0 +1,155 @@
+"""Token usage summed per assistant and per path; large answers capped for the caller."""
+
+from __future__ import annotations
+
+from langchain_core.messages import AIMessage, ToolMessage
+
+from assistant_graph import (
+    AssistantCatalog,
+    FinalEvent,
+    SubAssistantEndEvent,
+    build_assistant_graph,
+    read_artifact,
+    stream_events,
+)
+from assistant_graph.testing import ScriptedModels, ai, call_sub_assistant, call_tool
+
+
+def usage(input_tokens: int, output_tokens: int) -> dict[str, int]:
+    return {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "total_tokens": input_tokens + output_tokens,
+    }
+
+
+def reply(content: str = "", tokens: tuple[int, int] = (0, 0), **kwargs: object) -> AIMessage:
+    message = ai(content, **kwargs)  # type: ignore[arg-type]
+    message.usage_metadata = usage(*tokens)  # type: ignore[assignment]
+    return message
+
+
+def test_usage_is_summed_per_assistant_and_per_path(team: AssistantCatalog) -> None:
+    models = ScriptedModels(
+        {
+            "proxy": [
+                reply(tokens=(100, 10), tool_calls=[call_sub_assistant("researcher", "q")]),
+                reply("done", tokens=(300, 5)),
+            ],
+            "researcher": [
+                reply(tokens=(50, 7), tool_calls=[call_sub_assistant("calculator", "1+1")]),
+                reply("2", tokens=(80, 1)),
+            ],
+            "calculator": [
+                reply(tokens=(20, 3), tool_calls=[call_tool("calculate", expression="1+1")]),
+                reply("2", tokens=(30, 1)),
+            ],
+        }
+    )
+    graph = build_assistant_graph("proxy", team, model=models)
+    events = list(stream_events(graph, "1+1?"))
+
+    final = events[-1]
+    assert isinstance(final, FinalEvent)
+    assert final.usage["by_path"] == {
+        "proxy": usage(400, 15),
+        "proxy>researcher": usage(130, 8),
+        "proxy>researcher>calculator": usage(50, 4),
+    }
+    assert final.usage["by_assistant"] == {
+        "proxy": usage(400, 15),
+        "researcher": usage(130, 8),
+        "calculator": usage(50, 4),
+    }
+    assert final.usage["total"] == usage(580, 27)
+
+    ends = {e.assistant: e for e in events if isinstance(e, SubAssistantEndEvent)}
+    assert ends["calculator"].usage["total"] == usage(50, 4)  # type: ignore[index]
+    assert ends["researcher"].usage["by_path"] == {  # type: ignore[index]
+        "researcher": usage(130, 8),
+        "researcher>calculator": usage(50, 4),
+    }
+
+
+def test_the_artifact_carries_the_usage_of_the_whole_subtree(team: AssistantCatalog) -> None:
+    models = ScriptedModels(
+        {
+            "proxy": [reply(tool_calls=[call_sub_assistant("researcher", "q")]), "done"],
+            "researcher": [
+                reply(tokens=(5, 5), tool_calls=[call_sub_assistant("calculator", "1")]),
+                reply("1", tokens=(7, 1)),
+            ],
+            "calculator": [reply("1", tokens=(2, 1))],
+        }
+    )
+    result = build_assistant_graph("proxy", team, model=models).invoke(
+        {"messages": [("user", "q")]}
+    )
+    artifact = read_artifact(next(m for m in result["messages"] if isinstance(m, ToolMessage)))
+    assert artifact is not None
+    assert artifact["usage"]["total"] == usage(14, 7)
+    assert artifact["usage"]["by_assistant"]["calculator"] == usage(2, 1)
+
+
+def test_the_scripted_models_reported_usage_is_what_gets_summed(team: AssistantCatalog) -> None:
+    models = ScriptedModels({"writer": ["one two three"]})
+    final = list(stream_events(build_assistant_graph("writer", team, model=models), "a b"))[-1]
+    [call] = models.calls("writer")
+    prompt_words = sum(len(str(m.content).split()) for m in call.messages)
+    assert final.usage["total"] == usage(prompt_words, 3)  # type: ignore[attr-defined]
+
+
+def test_a_long_answer_is_cut_for_the_caller_but_kept_whole_in_the_artifact() -> None:
+    team = AssistantCatalog.from_schemas(
+        [
+            {"name": "boss", "description": "d", "instructions": "i", "sub_assistants": ["talker"]},
+            {
+                "name": "talker",
+                "description": "d",
+                "instructions": "i",
+                "callable": True,
+                "max_result_chars": 100,
+            },
+        ]
+    )
+    long_answer = "word " * 1000
+    models = ScriptedModels(
+        {
+            "boss": [ai(tool_calls=[call_sub_assistant("talker", "talk")]), "ok"],
+            "talker": [long_answer],
+        }
+    )
+    result = build_assistant_graph("boss", team, model=models).invoke(
+        {"messages": [("user", "go")]}
+    )
+    message = next(m for m in result["messages"] if isinstance(m, ToolMessage))
+    artifact = read_artifact(message)
+    assert artifact is not None
+    assert message.content.startswith(long_answer.strip()[:100] + "\n[... cut: the answer has 4999")
+    assert "only the first 100 are shown" in message.content
+    assert f'resume_conversation_uid="{artifact["subgraph_uid"]}"' in message.content
+    assert artifact["response_messages"][-1].content == long_answer
+    assert len(message.content) < 500
+
+
+def test_a_short_answer_is_not_cut() -> None:
+    team = AssistantCatalog.from_schemas(
+        [
+            {"name": "boss", "description": "d", "instructions": "i", "sub_assistants": ["talker"]},
+            {
+                "name": "talker",
+                "description": "d",
+                "instructions": "i",
+                "callable": True,
+                "max_result_chars": 100,
+            },
+        ]
+    )
+    models = ScriptedModels(
+        {"boss": [ai(tool_calls=[call_sub_assistant("talker", "talk")]), "ok"], "talker": ["short"]}
+    )
+    result = build_assistant_graph("boss", team, model=models).invoke(
+        {"messages": [("user", "go")]}
+    )
+    message = next(m for m in result["messages"] if isinstance(m, ToolMessage))
+    assert "cut" not in message.content and message.content.startswith("short\n\n")
