@@ -20,6 +20,7 @@ from assistant_graph.events import (
     ErrorEvent,
     FinalEvent,
     InputRequestEvent,
+    RetryEvent,
     SubAssistantEndEvent,
     SubAssistantStartEvent,
     TokenEvent,
@@ -34,6 +35,7 @@ from assistant_graph.graph import (
     create_sub_assistant_tool,
 )
 from assistant_graph.human import ASK_USER_TOOL_NAME, Approval, InputRequestPayload, parse_approval
+from assistant_graph.model_calls import RetryPolicy
 from assistant_graph.models import ModelOverride
 from assistant_graph.schema import AssistantSchema, assistant_json_schema, write_json_schema
 from assistant_graph.state import AssistantState, SubAssistantStateData
@@ -76,6 +78,8 @@ __all__ = [
     "MissingSubgraphDataError",
     "ModelCallError",
     "ModelOverride",
+    "RetryEvent",
+    "RetryPolicy",
     "SubAssistantEndEvent",
     "SubAssistantStartEvent",
     "SubAssistantStateData",

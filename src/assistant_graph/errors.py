@@ -106,13 +106,16 @@ class ModelCallError(AssistantGraphError):
     Attributes:
         path: The assistant names from the root to the one whose model call failed.
         cause: The original exception.
+        attempts: How many times the call was tried.
     """
 
-    def __init__(self, path: Sequence[str], cause: BaseException) -> None:
+    def __init__(self, path: Sequence[str], cause: BaseException, *, attempts: int = 1) -> None:
         self.path = tuple(path)
         self.cause = cause
+        self.attempts = attempts
         where = " > ".join(self.path) or "<unknown assistant>"
-        super().__init__(f"model call of assistant {where} failed: {_describe(cause)}")
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        super().__init__(f"model call of assistant {where} failed{tries}: {_describe(cause)}")
 
 
 def _describe(cause: BaseException) -> str:

@@ -28,6 +28,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, Interrupt
 
 from assistant_graph.errors import ModelCallError
+from assistant_graph.model_calls import RETRY_EVENT
 from assistant_graph.subgraph_tool import (
     assistant_name_from_tool_name,
     is_out_of_steps_notice,
@@ -44,6 +45,7 @@ __all__ = [
     "ErrorEvent",
     "FinalEvent",
     "InputRequestEvent",
+    "RetryEvent",
     "SubAssistantEndEvent",
     "SubAssistantStartEvent",
     "TokenEvent",
@@ -53,7 +55,7 @@ __all__ = [
     "stream_events",
 ]
 
-STREAM_MODES = ("updates", "messages", "tasks")
+STREAM_MODES = ("updates", "messages", "tasks", "custom")
 """The LangGraph stream modes the event stream is built from."""
 
 _TOOLS_NODE = "tools"
@@ -163,6 +165,21 @@ class SubAssistantEndEvent(AssistantEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class RetryEvent(AssistantEvent):
+    """A model call failed with a transient error and will be tried again."""
+
+    type: ClassVar[str] = "retry"
+    attempt: int
+    """The attempt that failed (1 for the first)."""
+    max_attempts: int
+    """Attempts allowed in all."""
+    wait_seconds: float
+    """How long until the next attempt."""
+    error: str
+    """The error of the failed attempt."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class InputRequestEvent(AssistantEvent):
     """An assistant is waiting for the person: a question or a tool-call approval."""
 
@@ -252,6 +269,8 @@ class EventTranslator:
             return self._task(tuple(namespace), scope, chunk)
         if mode == "messages":
             return self._token(scope, *chunk)
+        if mode == "custom":
+            return self._custom(scope, chunk)
         if mode == "updates":
             return [
                 event
@@ -310,6 +329,19 @@ class EventTranslator:
                 parent_tool_call_id=child.parent_tool_call_id,
                 assistant=assistant,
                 message=message,
+            )
+        ]
+
+    def _custom(self, scope: _Scope, chunk: Any) -> list[AssistantEvent]:
+        if not isinstance(chunk, Mapping) or not chunk.get(RETRY_EVENT):
+            return []
+        return [
+            RetryEvent(
+                **scope.origin(),
+                attempt=int(chunk["attempt"]),
+                max_attempts=int(chunk["max_attempts"]),
+                wait_seconds=float(chunk["wait_seconds"]),
+                error=str(chunk["error"]),
             )
         ]
 

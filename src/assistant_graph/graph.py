@@ -18,8 +18,7 @@ AI message saying it is incomplete (never a ``GraphRecursionError``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,15 +27,14 @@ from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolM
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.errors import GraphBubbleUp
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt.tool_node import ToolCallWithContext
 from langgraph.types import Send
 
 from assistant_graph.catalog import AssistantCatalog
-from assistant_graph.errors import ModelCallError
 from assistant_graph.human import ask_user_tool
+from assistant_graph.model_calls import ModelCaller, RetryPolicy
 from assistant_graph.models import ModelOverride, resolve_chat_model
 from assistant_graph.schema import AssistantSchema
 from assistant_graph.state import AssistantState
@@ -83,6 +81,8 @@ class AssistantGraphBuilder:
     """Replaces every schema's model (see :data:`~assistant_graph.models.ModelOverride`)."""
     max_depth: int = DEFAULT_MAX_DEPTH
     """How many levels of sub-assistant calls may nest below the root."""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    """How transient model failures (429, 5xx, timeouts) are retried."""
     _subgraphs: dict[str, CompiledStateGraph[Any, Any, Any, Any]] = field(
         default_factory=dict, init=False, repr=False
     )
@@ -129,13 +129,13 @@ class AssistantGraphBuilder:
             tools,
             self._approvals_of(schema),
             summary_model=chat_model,
+            retry=self.retry,
         )
         compiled = builder.compile(checkpointer=checkpointer, name=name)
         limit = recursion_limit_for(
             schema.max_steps, summarizes=schema.summarize_after_tokens is not None
         )
         return compiled.with_config(recursion_limit=limit)
-
 
     def _tools_of(self, schema: AssistantSchema) -> list[BaseTool]:
         """The schema's tools, then ``ask_user`` if enabled, then its sub-assistant tools."""
@@ -160,6 +160,7 @@ def build_assistant_graph(
     model: ModelOverride = None,
     checkpointer: BaseCheckpointSaver[Any] | bool | None = None,
     max_depth: int = DEFAULT_MAX_DEPTH,
+    retry: RetryPolicy | None = None,
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
     """Compile assistant ``name`` of ``catalog`` into a LangGraph graph.
 
@@ -175,6 +176,8 @@ def build_assistant_graph(
         checkpointer: Persists threads (e.g. ``InMemorySaver()``); sub-assistants run
             under it too. None compiles without one (LangGraph Server supplies its own).
         max_depth: How many levels of sub-assistant calls may nest below ``name``.
+        retry: How transient model failures are retried (default: 4 attempts with
+            exponential backoff); each retry shows in the event stream.
 
     Returns:
         The compiled graph.
@@ -190,7 +193,9 @@ def build_assistant_graph(
         >>> config = {"configurable": {"thread_id": "1"}}  # doctest: +SKIP
         >>> graph.invoke({"messages": [("user", "What is 6 x 7?")]}, config)  # doctest: +SKIP
     """
-    builder = AssistantGraphBuilder(catalog, model=model, max_depth=max_depth)
+    builder = AssistantGraphBuilder(
+        catalog, model=model, max_depth=max_depth, retry=retry or RetryPolicy()
+    )
     return builder.graph(name, checkpointer=checkpointer)
 
 
@@ -200,6 +205,7 @@ def create_sub_assistant_tool(
     *,
     model: ModelOverride = None,
     max_depth: int = DEFAULT_MAX_DEPTH,
+    retry: RetryPolicy | None = None,
 ) -> AssistantSubgraphCallTool:
     """The tool ``sub_assistant__<name>``, for use in a graph not built by this package.
 
@@ -209,7 +215,9 @@ def create_sub_assistant_tool(
     the state a ``sub_assistant_states`` key and record results with
     :func:`~assistant_graph.tool_execution.record_sub_conversation`.
     """
-    builder = AssistantGraphBuilder(catalog, model=model, max_depth=max_depth)
+    builder = AssistantGraphBuilder(
+        catalog, model=model, max_depth=max_depth, retry=retry or RetryPolicy()
+    )
     for reachable in catalog.reachable_from(name):
         builder.subgraph(reachable)
     return builder.sub_assistant_tool(name)
@@ -228,9 +236,12 @@ def _wire(
     require_approval: set[str],
     *,
     summary_model: Runnable[LanguageModelInput, BaseMessage] | None = None,
+    retry: RetryPolicy | None = None,
 ) -> StateGraph[Any, Any, Any, Any]:
     summarizes = schema.summarize_after_tokens is not None
-    steps = _AssistantSteps(schema, model, summary_model if summarizes else None)
+    steps = _AssistantSteps(
+        schema, model, summary_model if summarizes else None, retry or RetryPolicy()
+    )
     builder = StateGraph(AssistantState)
     builder.add_node(NODE_BEGIN, steps.begin)
     builder.add_node(NODE_AGENT, RunnableLambda(steps.call_model, afunc=steps.acall_model))
@@ -274,6 +285,8 @@ class _AssistantSteps:
     model: Runnable[LanguageModelInput, BaseMessage]
     summary_model: Runnable[LanguageModelInput, BaseMessage] | None = None
     """The assistant's chat model without tools, if it summarizes long conversations."""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    """How transient model failures are retried."""
 
     def begin(self, state: AssistantState) -> dict[str, Any]:
         """Start a run: its step budget, the assistant path, and a clear incomplete flag."""
@@ -288,14 +301,12 @@ class _AssistantSteps:
 
     def call_model(self, state: AssistantState, config: RunnableConfig) -> dict[str, Any]:
         """One model call (sync)."""
-        with self._model_call(state):
-            response = self.model.invoke(self._prompt(state), config)
+        response = self._caller(state).invoke(self.model, self._prompt(state), config)
         return self._after_model(state, response)
 
     async def acall_model(self, state: AssistantState, config: RunnableConfig) -> dict[str, Any]:
         """One model call (async)."""
-        with self._model_call(state):
-            response = await self.model.ainvoke(self._prompt(state), config)
+        response = await self._caller(state).ainvoke(self.model, self._prompt(state), config)
         return self._after_model(state, response)
 
     def summarize(self, state: AssistantState, config: RunnableConfig) -> dict[str, Any]:
@@ -304,8 +315,7 @@ class _AssistantSteps:
         request = summary_request(state, self.schema)
         if request is None or self.summary_model is None:
             return {}
-        with self._model_call(state):
-            response = self.summary_model.invoke(request.prompt, config)
+        response = self._caller(state).invoke(self.summary_model, request.prompt, config)
         return request.update(response)
 
     async def asummarize(self, state: AssistantState, config: RunnableConfig) -> dict[str, Any]:
@@ -313,19 +323,12 @@ class _AssistantSteps:
         request = summary_request(state, self.schema)
         if request is None or self.summary_model is None:
             return {}
-        with self._model_call(state):
-            response = await self.summary_model.ainvoke(request.prompt, config)
+        response = await self._caller(state).ainvoke(self.summary_model, request.prompt, config)
         return request.update(response)
 
-    @contextmanager
-    def _model_call(self, state: AssistantState) -> Iterator[None]:
-        """Failures of a model call raise ModelCallError with the path; interrupts pass."""
-        try:
-            yield
-        except GraphBubbleUp:
-            raise
-        except Exception as error:
-            raise ModelCallError(_path(state, self.schema), error) from error
+    def _caller(self, state: AssistantState) -> ModelCaller:
+        """Model calls of this run: retried when transient, else ModelCallError with the path."""
+        return ModelCaller(_path(state, self.schema), self.retry)
 
     def _prompt(self, state: AssistantState) -> list[BaseMessage]:
         prompt: list[BaseMessage] = [SystemMessage(content=self.schema.instructions)]

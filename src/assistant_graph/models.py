@@ -19,6 +19,14 @@ for every assistant, a function of the schema (e.g. to script each assistant sep
 tests), or None to use each schema's own ``model``."""
 
 
+_NO_CLIENT_RETRIES: dict[str, dict[str, int]] = {
+    "openai": {"max_retries": 0},
+    "azure_openai": {"max_retries": 0},
+}
+"""Client-side retries are turned off where we know the setting: assistant-graph retries
+transient failures itself (see ``model_calls``), visibly. ``model_settings`` wins."""
+
+
 def resolve_chat_model(
     schema: AssistantSchema, override: ModelOverride = None, *, source: str = "<schema>"
 ) -> BaseChatModel:
@@ -44,8 +52,9 @@ def resolve_chat_model(
             )
         return model
     spec = override or schema.model
+    settings = {**_NO_CLIENT_RETRIES.get(spec.split(":", 1)[0], {}), **schema.model_settings}
     try:
-        chat_model: BaseChatModel = init_chat_model(spec, **schema.model_settings)
+        chat_model: BaseChatModel = init_chat_model(spec, **settings)
     except Exception as error:
         raise AssistantConfigError.single(
             source, "model", f"cannot create chat model {spec!r}: {_oneline(error)}"

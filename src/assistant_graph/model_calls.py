@@ -1,0 +1,149 @@
+"""Calling an assistant's model: transient failures retried with backoff, visibly.
+
+A model call that fails with a transient error (429, 5xx, a timeout, a dropped
+connection) is retried with exponential backoff and jitter (tenacity). Each retry is
+announced on the LangGraph ``custom`` stream, so the event stream shows it as a ``retry``
+event. A failure that persists, or one that is not transient (a bad request, a wrong API
+key), raises :class:`~assistant_graph.errors.ModelCallError` naming the assistant path,
+the cause and the number of attempts. Interrupts pass through untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.language_models import LanguageModelInput
+from langchain_core.messages import BaseMessage
+from langchain_core.runnables import Runnable, RunnableConfig
+from langgraph.config import get_stream_writer
+from langgraph.errors import GraphBubbleUp
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
+
+from assistant_graph.errors import ModelCallError
+
+__all__ = ["RETRY_EVENT", "ModelCaller", "RetryPolicy", "is_transient"]
+
+RETRY_EVENT = "assistant_graph_retry"
+"""Key that marks a retry notice on LangGraph's ``custom`` stream."""
+
+TRANSIENT_STATUS_CODES = frozenset({408, 409, 429, 500, 502, 503, 504})
+"""HTTP statuses worth retrying: timeouts, conflicts, rate limits, server errors."""
+
+_TRANSIENT_NAMES = (
+    "RateLimit",
+    "Timeout",
+    "ConnectionError",
+    "ConnectError",
+    "ReadError",
+    "RemoteProtocolError",
+)
+"""Fragments of exception class names (anywhere in the class hierarchy) that mark transient
+failures of clients that carry no HTTP status: openai's, httpx's, langchain-core's."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How transient model failures are retried."""
+
+    max_attempts: int = 4
+    """Attempts in all (1 means no retry)."""
+    initial_delay: float = 0.5
+    """Seconds before the first retry; doubles with every retry."""
+    max_delay: float = 8.0
+    """Longest wait between two attempts, in seconds."""
+    jitter: float = 0.5
+    """Up to this many random seconds added to each wait."""
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether a model call failing with ``error`` is worth trying again."""
+    status = getattr(error, "status_code", None)
+    if isinstance(status, int):
+        return status in TRANSIENT_STATUS_CODES
+    names = [cls.__name__ for cls in type(error).__mro__]
+    return any(fragment in name for name in names for fragment in _TRANSIENT_NAMES)
+
+
+@dataclass(frozen=True)
+class ModelCaller:
+    """Makes the model calls of one assistant under a retry policy."""
+
+    path: Sequence[str]
+    """The assistant path, for retry notices and errors."""
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    """The retry policy."""
+
+    def invoke(
+        self,
+        model: Runnable[LanguageModelInput, BaseMessage],
+        prompt: list[BaseMessage],
+        config: RunnableConfig | None = None,
+    ) -> BaseMessage:
+        """Call ``model`` on ``prompt``, retrying transient failures (sync)."""
+        retrying = Retrying(**self._retry_options())
+        try:
+            for attempt in retrying:
+                with attempt:
+                    return model.invoke(prompt, config)
+        except GraphBubbleUp:
+            raise
+        except Exception as error:
+            raise self._failure(error, retrying.statistics) from error
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    async def ainvoke(
+        self,
+        model: Runnable[LanguageModelInput, BaseMessage],
+        prompt: list[BaseMessage],
+        config: RunnableConfig | None = None,
+    ) -> BaseMessage:
+        """Call ``model`` on ``prompt``, retrying transient failures (async)."""
+        retrying = AsyncRetrying(**self._retry_options())
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await model.ainvoke(prompt, config)
+        except GraphBubbleUp:
+            raise
+        except Exception as error:
+            raise self._failure(error, retrying.statistics) from error
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    def _retry_options(self) -> dict[str, Any]:
+        policy = self.policy
+        return {
+            "stop": stop_after_attempt(policy.max_attempts),
+            "wait": wait_exponential(multiplier=policy.initial_delay, max=policy.max_delay)
+            + wait_random(0, policy.jitter),
+            "retry": retry_if_exception(
+                lambda error: is_transient(error) and not isinstance(error, GraphBubbleUp)
+            ),
+            "before_sleep": self._announce,
+            "reraise": True,
+        }
+
+    def _announce(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        notice = {
+            RETRY_EVENT: True,
+            "path": list(self.path),
+            "attempt": state.attempt_number,
+            "max_attempts": self.policy.max_attempts,
+            "wait_seconds": round(state.upcoming_sleep, 3),
+            "error": f"{type(error).__name__}: {error}" if error else "",
+        }
+        get_stream_writer()(notice)
+
+    def _failure(self, error: Exception, statistics: dict[str, Any]) -> ModelCallError:
+        attempts = int(statistics.get("attempt_number", 1))
+        return ModelCallError(self.path, error, attempts=attempts)
