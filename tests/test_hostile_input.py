@@ -1,0 +1,239 @@
+"""Hostile and bad input: any document loads or fails with a config error, any tool-call
+arguments run or come back as an error tool message, and secrets never leak."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from langchain_core.messages import ToolMessage
+from langchain_openai import ChatOpenAI
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+from assistant_graph import (
+    AssistantCatalog,
+    AssistantConfigError,
+    RetryPolicy,
+    build_assistant_graph,
+    load_assistants,
+    stream_events,
+)
+from assistant_graph.testing import (
+    ModelCall,
+    ScriptedModels,
+    ScriptedOpenAIServer,
+    ai,
+    call_tool,
+    reply,
+    route_by_system_prompt,
+    tool_call,
+)
+
+FIELDS = [
+    "name",
+    "description",
+    "instructions",
+    "model",
+    "model_settings",
+    "tools",
+    "sub_assistants",
+    "callable",
+    "max_steps",
+    "ask_user",
+    "require_approval",
+    "max_result_chars",
+    "summarize_after_tokens",
+    "summary_keep_messages",
+    "unknown",
+]
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 10**6),
+    st.floats(allow_nan=True),
+    st.text(max_size=30),
+    st.sampled_from(["helper", "openai:gpt-4o-mini", "gpt", "a:b c"]),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=10,
+)
+documents = st.one_of(
+    st.dictionaries(st.sampled_from(FIELDS), values, max_size=len(FIELDS)),
+    values,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(first=documents, second=documents, raw=st.text(max_size=200))
+def test_any_document_loads_or_raises_a_config_error_naming_the_file(
+    first: Any, second: Any, raw: str
+) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        (root / "a.yaml").write_text(yaml.safe_dump(first), encoding="utf-8")
+        (root / "b.json.yaml").write_text(json.dumps(second, default=str), encoding="utf-8")
+        (root / "c.yml").write_text(raw, encoding="utf-8")
+        try:
+            catalog = load_assistants(root)
+        except AssistantConfigError as error:
+            assert error.problems
+            for problem in error.problems:
+                assert problem.file.startswith(str(root))
+                assert problem.message
+        else:
+            assert all(name in catalog for name in catalog)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+tool_args = st.one_of(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "message_to_assistant",
+                "pass_num_previous_messages",
+                "pass_contexts",
+                "resume_conversation_uid",
+                "parent_conv_messages",
+                "sub_assistant_states",
+                "x",
+            ]
+        ),
+        json_values,
+        max_size=5,
+    ),
+    st.fixed_dictionaries(
+        {"message_to_assistant": st.text(max_size=20)},
+        optional={
+            "pass_num_previous_messages": st.integers(-3, 5),
+            "pass_contexts": st.lists(st.text(max_size=5), max_size=2),
+            "resume_conversation_uid": st.none() | st.text(max_size=12),
+        },
+    ),
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(args=tool_args)
+def test_any_sub_assistant_tool_arguments_run_or_return_an_error_message(
+    team: AssistantCatalog, args: dict[str, Any]
+) -> None:
+    models = ScriptedModels(
+        {
+            "proxy": [ai(tool_calls=[call_tool("sub_assistant__writer", **args)]), "ok"],
+            "writer": ["written"],
+        }
+    )
+    result = build_assistant_graph("proxy", team, model=models).invoke(
+        {"messages": [("user", "go")]}
+    )
+    [message] = [m for m in result["messages"] if isinstance(m, ToolMessage)]
+    assert message.status in ("success", "error")
+    if message.status == "success":
+        assert message.content.startswith("written")
+    assert result["messages"][-1].content == "ok"
+
+
+def test_injected_arguments_sent_by_the_model_cannot_replace_the_callers_state(
+    team: AssistantCatalog,
+) -> None:
+    forged = {
+        "message_to_assistant": "hi",
+        "parent_conv_messages": [],
+        "parent_steps_remaining": 99,
+        "sub_assistant_states": {"x": {"assistant": "writer", "messages": []}},
+    }
+    models = ScriptedModels(
+        {
+            "proxy": [
+                ai(
+                    tool_calls=[
+                        call_tool("sub_assistant__writer", **forged, resume_conversation_uid="x")
+                    ]
+                ),
+                "ok",
+            ],
+            "writer": ["written"],
+        }
+    )
+    result = build_assistant_graph("proxy", team, model=models).invoke(
+        {"messages": [("user", "go")]}
+    )
+    [message] = [m for m in result["messages"] if isinstance(m, ToolMessage)]
+    assert message.status == "error"
+    assert "no conversation with uid 'x'" in message.content
+    assert models.calls("writer") == []
+
+
+SECRET = "sk-test-SECRET-0123456789abcdef"
+
+
+def test_the_api_key_never_appears_in_checkpoints_events_logs_or_errors(
+    team: AssistantCatalog,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    scripted_openai_server: ScriptedOpenAIServer,
+) -> None:
+    server = scripted_openai_server
+    server.router = route_by_system_prompt({team[n].instructions[:40]: n for n in team})
+    server.script(
+        "proxy",
+        reply(tool_calls=[tool_call("sub_assistant__writer", message_to_assistant="hi")]),
+        "done",
+        reply(status=401),
+    )
+    server.script("writer", "hello")
+
+    def model(schema: Any) -> ChatOpenAI:
+        return ChatOpenAI(model="gpt-4o-mini", base_url=server.url, api_key=SECRET, max_retries=0)
+
+    database = tmp_path / "threads.sqlite"
+    caplog.set_level(logging.DEBUG)
+    with sqlite3.connect(database, check_same_thread=False) as connection:
+        graph = build_assistant_graph(
+            "proxy",
+            team,
+            model=model,
+            checkpointer=SqliteSaver(connection),
+            retry=RetryPolicy(max_attempts=1),
+        )
+        config = {"configurable": {"thread_id": "secret"}}
+        events = list(stream_events(graph, "greet", config))
+        events += list(stream_events(graph, "again", config))  # ends with a 401 error
+        state = graph.get_state(config)
+    connection.close()
+
+    assert events[-2].type == "error"
+    assert all(
+        request.headers["authorization"] == f"Bearer {SECRET}" for request in server.requests
+    )
+    outputs = [
+        json.dumps([event.to_dict() for event in events], default=str),
+        repr(events),
+        str(getattr(events[-2], "exception", "")),
+        caplog.text,
+        repr(state.values),
+    ]
+    for output in outputs:
+        assert SECRET not in output
+    stored = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert SECRET.encode() not in stored
