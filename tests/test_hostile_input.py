@@ -27,7 +27,6 @@ from assistant_graph import (
     stream_events,
 )
 from assistant_graph.testing import (
-    ModelCall,
     ScriptedModels,
     ScriptedOpenAIServer,
     ai,

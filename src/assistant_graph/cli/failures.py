@@ -26,6 +26,7 @@ __all__ = [
     "EXIT_WAITING",
     "CliFailure",
     "bad_input",
+    "oneline",
     "print_failure",
     "redact_secrets",
 ]

@@ -1,0 +1,8 @@
+"""The ``assistant-graph`` command line: run, chat, list, validate, graph and demo.
+
+``main`` is the console script; ``app`` is the typer application (for ``CliRunner``).
+"""
+
+from assistant_graph.cli.app import app, main
+
+__all__ = ["app", "main"]

@@ -1,0 +1,5 @@
+"""``python -m assistant_graph.cli``: the same as the ``assistant-graph`` command."""
+
+from assistant_graph.cli.app import main
+
+main()

@@ -1,0 +1,165 @@
+"""One assistant on one thread: building its graph and running turns of it.
+
+A :class:`Session` is what ``run``, ``chat`` and ``demo`` share: the compiled graph with
+its checkpointer, the thread, and :meth:`Session.turn`, which streams one run's events
+to a renderer and returns the final event.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Interrupt
+
+from assistant_graph.catalog import AssistantCatalog, load_assistants
+from assistant_graph.cli.failures import CliFailure
+from assistant_graph.cli.human_input import resume_command
+from assistant_graph.cli.render import EventRenderer
+from assistant_graph.events import ErrorEvent, FinalEvent, stream_events
+from assistant_graph.graph import build_assistant_graph
+from assistant_graph.models import ModelOverride
+from assistant_graph.persistence import describe_database, open_checkpointer
+
+__all__ = ["Session", "SessionSettings", "TurnResult", "new_thread_id", "open_session"]
+
+NOTHING_PENDING = "--resume: thread {thread} is not waiting for any input"
+STILL_WAITING = (
+    "thread {thread} is waiting for input ({count} pending); answer with --resume ANSWER "
+    "instead of a new message"
+)
+UNFINISHED = (
+    "thread {thread}'s last run failed before it finished; run again without a message "
+    "to retry it, then send the new message"
+)
+NO_MESSAGE = "give a MESSAGE (or - to read it from stdin)"
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """What the command line says about where and how an assistant runs."""
+
+    assistants: Path
+    """The assistants folder."""
+    thread: str | None = None
+    """The thread to continue; None starts a new one."""
+    db: str | None = None
+    """Where threads are kept (see :func:`~assistant_graph.persistence.open_checkpointer`)."""
+    model: ModelOverride = None
+    """Replaces every assistant's model for this run."""
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    """How one run ended."""
+
+    final: FinalEvent
+    """The final event."""
+    error: ErrorEvent | None
+    """The error event, if the run failed."""
+
+
+@dataclass
+class Session:
+    """An assistant's graph on one thread."""
+
+    name: str
+    """The root assistant."""
+    catalog: AssistantCatalog
+    """The assistants."""
+    graph: CompiledStateGraph[Any, Any, Any, Any]
+    """The compiled graph, with its checkpointer."""
+    thread_id: str
+    """The thread every turn runs on."""
+    new_thread: bool
+    """Whether the thread id was made up for this session."""
+    store: str
+    """Where the thread is kept, as it is safe to show."""
+
+    @property
+    def config(self) -> RunnableConfig:
+        """The run config naming the thread."""
+        return {"configurable": {"thread_id": self.thread_id}}
+
+    def pending_requests(self) -> tuple[Interrupt, ...]:
+        """The input requests (questions, approvals) the thread is waiting on."""
+        return tuple(self.graph.get_state(self.config).interrupts)
+
+    def unfinished(self) -> bool:
+        """Whether the thread's last run stopped with steps left to do and no question
+        pending, i.e. it failed; running with no input retries it."""
+        state = self.graph.get_state(self.config)
+        return bool(state.next) and not state.interrupts
+
+    def next_input(self, message: str | None, resume: str | None) -> Any:
+        """The input of the next run: the message, the answers to pending requests, or
+        None to retry a failed run.
+
+        Raises:
+            CliFailure: If the input does not fit the thread's state: ``--resume`` with
+                nothing pending, a message while requests are pending or a failed run
+                waits to be retried, or no message at all on a thread with nothing to do.
+        """
+        pending = self.pending_requests()
+        if resume is not None:
+            if not pending:
+                raise CliFailure(NOTHING_PENDING.format(thread=self.thread_id))
+            return resume_command(resume, pending)
+        if pending:
+            raise CliFailure(STILL_WAITING.format(thread=self.thread_id, count=len(pending)))
+        if self.unfinished():
+            if message is None:
+                return None
+            raise CliFailure(UNFINISHED.format(thread=self.thread_id))
+        if message is None:
+            raise CliFailure(NO_MESSAGE)
+        return message
+
+    def turn(self, input: Any, renderer: EventRenderer) -> TurnResult:
+        """Run once on the thread, showing every event with ``renderer``.
+
+        Args:
+            input: A user message, a ``Command(resume=...)``, or None to retry a failed run.
+            renderer: Shows the events.
+        """
+        final: FinalEvent | None = None
+        error: ErrorEvent | None = None
+        with renderer:
+            for event in stream_events(self.graph, input, self.config):
+                renderer.handle(event)
+                if isinstance(event, ErrorEvent):
+                    error = event
+                elif isinstance(event, FinalEvent):
+                    final = event
+        if final is None:  # stream_events always ends with one; this guards against a change
+            raise RuntimeError("the event stream ended without a final event")
+        return TurnResult(final, error)
+
+
+def new_thread_id() -> str:
+    """A fresh thread id."""
+    return uuid.uuid4().hex[:12]
+
+
+@contextmanager
+def open_session(settings: SessionSettings, name: str) -> Iterator[Session]:
+    """Load the assistants, open the thread store and compile ``name``; close on exit.
+
+    Raises:
+        AssistantConfigError: The folder is missing or invalid, or a model cannot be made.
+        MissingConfigError: There is no assistant ``name``.
+        CheckpointerError: The thread store cannot be opened.
+    """
+    catalog = load_assistants(settings.assistants)
+    catalog[name]  # unknown names fail before the thread store is touched
+    with open_checkpointer(settings.db) as saver:
+        graph = build_assistant_graph(name, catalog, model=settings.model, checkpointer=saver)
+        thread = settings.thread or new_thread_id()
+        store = describe_database(settings.db)
+        yield Session(name, catalog, graph, thread, settings.thread is None, store)

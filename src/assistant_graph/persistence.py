@@ -1,0 +1,179 @@
+"""Where threads are kept: ``open_checkpointer`` opens a LangGraph checkpointer by name.
+
+One string picks the store, so the CLI's ``--db`` and a program use the same words:
+
+========================  =====================================================
+``None``                  the default SQLite file, :func:`default_database_path`
+``":memory:"``            ``InMemorySaver`` (gone when the process ends)
+``postgresql://...``      ``PostgresSaver`` (optional extra ``postgres``)
+any other string or path  ``SqliteSaver`` on that file (parent folders are made)
+========================  =====================================================
+
+The checkpointer is closed on every way out of the ``with`` block, so SQLite folds its
+write-ahead log (``-wal`` file) back into the database file and Postgres connections
+are returned.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import ExitStack, closing, contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import platformdirs
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.memory import InMemorySaver
+
+from assistant_graph.errors import AssistantGraphError
+
+__all__ = [
+    "APP_NAME",
+    "DATABASE_FILENAME",
+    "MEMORY",
+    "POSTGRES_SCHEMES",
+    "CheckpointerError",
+    "default_database_path",
+    "describe_database",
+    "open_checkpointer",
+]
+
+APP_NAME = "assistant-graph"
+"""The application name under which the per-user data folder is found."""
+
+DATABASE_FILENAME = "threads.sqlite"
+"""Name of the default SQLite file in the per-user data folder."""
+
+MEMORY = ":memory:"
+"""The ``db`` value that keeps threads in memory only."""
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+"""URL prefixes that select the Postgres checkpointer."""
+
+POSTGRES_EXTRA_MISSING = (
+    "a postgresql:// database needs the optional extra 'postgres': "
+    "pip install 'assistant-graph[postgres]'"
+)
+SQLITE_OPEN_FAILED = "cannot open the SQLite database {path}: {error}"
+POSTGRES_OPEN_FAILED = "cannot open the Postgres database {url}: {error}"
+NOT_A_FILE = "cannot use {path} as a SQLite database: it is a folder"
+
+
+class CheckpointerError(AssistantGraphError, ValueError):
+    """The thread store named by ``db`` cannot be opened (bad path, missing extra)."""
+
+
+def default_database_path() -> Path:
+    """The SQLite file threads are kept in when no ``db`` is given.
+
+    It is ``threads.sqlite`` in the per-user data folder of ``assistant-graph`` (by
+    ``platformdirs``: ``~/.local/share/assistant-graph`` on Linux, honouring
+    ``XDG_DATA_HOME``; ``~/Library/Application Support/assistant-graph`` on macOS;
+    ``%LOCALAPPDATA%\\assistant-graph`` on Windows), so a thread can be continued from
+    any working directory.
+    """
+    return platformdirs.user_data_path(APP_NAME) / DATABASE_FILENAME
+
+
+def describe_database(db: str | Path | None) -> str:
+    """``db`` as it is safe to show: the file path, or the URL without its password."""
+    if db is None:
+        return str(default_database_path())
+    text = str(db)
+    return _redact(text) if _is_postgres(text) else text
+
+
+@contextmanager
+def open_checkpointer(db: str | Path | None = None) -> Iterator[BaseCheckpointSaver[Any]]:
+    """Open the checkpointer named by ``db`` and close it when the block ends.
+
+    Args:
+        db: None for the default SQLite file (:func:`default_database_path`),
+            ``":memory:"`` for an in-memory store, a ``postgresql://`` URL for Postgres
+            (needs the extra ``postgres``), or the path of a SQLite file.
+
+    Yields:
+        The checkpointer, set up (tables made) and ready for ``build_assistant_graph``.
+
+    Raises:
+        CheckpointerError: If the store cannot be opened; the message never shows a
+            password.
+
+    Example:
+        >>> with open_checkpointer("threads.sqlite") as saver:  # doctest: +SKIP
+        ...     graph = build_assistant_graph("proxy", catalog, checkpointer=saver)
+        ...     graph.invoke({"messages": [("user", "Hi")]}, {"configurable": {"thread_id": "1"}})
+    """
+    text = None if db is None else str(db)
+    if text == MEMORY:
+        yield InMemorySaver()
+    elif text is not None and _is_postgres(text):
+        with _open_postgres(text) as saver:
+            yield saver
+    else:
+        path = default_database_path() if db is None else Path(db).expanduser()
+        with _open_sqlite(path) as saver:
+            yield saver
+
+
+@contextmanager
+def _open_sqlite(path: Path) -> Iterator[BaseCheckpointSaver[Any]]:
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    if path.is_dir():
+        raise CheckpointerError(NOT_A_FILE.format(path=path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # check_same_thread=False is safe: SqliteSaver serialises access with a lock, and
+        # parallel tool calls write from worker threads.
+        connection = sqlite3.connect(path, check_same_thread=False)
+    except (OSError, sqlite3.Error) as error:
+        raise CheckpointerError(SQLITE_OPEN_FAILED.format(path=path, error=error)) from error
+    with closing(connection):
+        saver = SqliteSaver(connection)
+        try:
+            saver.setup()
+        except sqlite3.Error as error:
+            raise CheckpointerError(SQLITE_OPEN_FAILED.format(path=path, error=error)) from error
+        yield saver
+
+
+@contextmanager
+def _open_postgres(url: str) -> Iterator[BaseCheckpointSaver[Any]]:
+    try:
+        from langgraph.checkpoint.postgres import PostgresSaver
+    except ImportError as error:
+        raise CheckpointerError(POSTGRES_EXTRA_MISSING) from error
+    with ExitStack() as stack:
+        try:
+            saver = stack.enter_context(PostgresSaver.from_conn_string(url))
+            saver.setup()
+        except Exception as error:
+            # ``from None``: the cause could carry the connection string.
+            message = POSTGRES_OPEN_FAILED.format(url=_redact(url), error=_oneline(error, url))
+            raise CheckpointerError(message) from None
+        yield saver
+
+
+def _is_postgres(text: str) -> bool:
+    return text.lower().startswith(POSTGRES_SCHEMES)
+
+
+def _redact(url: str) -> str:
+    """The URL with its password (if any) replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+
+
+def _oneline(error: BaseException, secret_source: str) -> str:
+    """The error as one line, with any password of ``secret_source`` masked."""
+    text = " ".join(str(error).split())
+    password = urlsplit(secret_source).password
+    return text.replace(password, "***") if password else text
