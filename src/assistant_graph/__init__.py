@@ -8,6 +8,7 @@ from assistant_graph.catalog import AssistantCatalog, load_assistants
 from assistant_graph.errors import (
     AssistantConfigError,
     AssistantGraphError,
+    CheckpointerError,
     ConfigProblem,
     MissingConfigError,
     MissingSubgraphDataError,
@@ -37,6 +38,7 @@ from assistant_graph.graph import (
 from assistant_graph.human import ASK_USER_TOOL_NAME, Approval, InputRequestPayload, parse_approval
 from assistant_graph.model_calls import RetryPolicy
 from assistant_graph.models import ModelOverride
+from assistant_graph.persistence import open_checkpointer
 from assistant_graph.schema import AssistantSchema, assistant_json_schema, write_json_schema
 from assistant_graph.state import AssistantState, SubAssistantStateData
 from assistant_graph.subgraph_tool import (
@@ -69,6 +71,7 @@ __all__ = [
     "AssistantSubgraphArgs",
     "AssistantSubgraphArtifact",
     "AssistantSubgraphCallTool",
+    "CheckpointerError",
     "ConfigProblem",
     "ErrorEvent",
     "FinalEvent",
@@ -97,6 +100,7 @@ __all__ = [
     "create_sub_assistant_tool",
     "generate_input_content",
     "load_assistants",
+    "open_checkpointer",
     "parse_approval",
     "read_artifact",
     "record_sub_conversation",

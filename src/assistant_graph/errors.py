@@ -19,6 +19,7 @@ from langchain_core.tools import ToolException
 __all__ = [
     "AssistantConfigError",
     "AssistantGraphError",
+    "CheckpointerError",
     "ConfigProblem",
     "MissingConfigError",
     "MissingSubgraphDataError",
@@ -90,6 +91,10 @@ class MissingConfigError(AssistantGraphError, KeyError):
     def __str__(self) -> str:
         known = ", ".join(self.known) or "none"
         return f"no assistant named {self.name!r} in the catalog (known: {known})"
+
+
+class CheckpointerError(AssistantGraphError, ValueError):
+    """The thread store named by ``db`` cannot be opened (bad path, missing extra)."""
 
 
 class SubAssistantToolError(AssistantGraphError, ToolException):

@@ -27,7 +27,7 @@ import platformdirs
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 
-from assistant_graph.errors import AssistantGraphError
+from assistant_graph.errors import CheckpointerError
 
 __all__ = [
     "APP_NAME",
@@ -59,10 +59,6 @@ POSTGRES_EXTRA_MISSING = (
 SQLITE_OPEN_FAILED = "cannot open the SQLite database {path}: {error}"
 POSTGRES_OPEN_FAILED = "cannot open the Postgres database {url}: {error}"
 NOT_A_FILE = "cannot use {path} as a SQLite database: it is a folder"
-
-
-class CheckpointerError(AssistantGraphError, ValueError):
-    """The thread store named by ``db`` cannot be opened (bad path, missing extra)."""
 
 
 def default_database_path() -> Path:
