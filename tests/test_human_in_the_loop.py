@@ -201,3 +201,42 @@ def test_approval_of_a_tool_the_assistant_lacks_is_a_config_error() -> None:
         AssistantCatalog.from_schemas(
             [{"name": "a", "description": "d", "instructions": "i", "require_approval": ["rm_rf"]}]
         )
+
+
+def test_a_sub_assistant_call_waiting_for_approval_starts_only_once_approved() -> None:
+    def delegate(_: ModelCall) -> Any:
+        return ai(tool_calls=[call_sub_assistant("worker", "work")])
+
+    team = AssistantCatalog.from_schemas(
+        [
+            {
+                "name": "boss",
+                "description": "d",
+                "instructions": "i",
+                "sub_assistants": ["worker"],
+                "require_approval": ["sub_assistant__worker"],
+            },
+            {"name": "worker", "description": "d", "instructions": "i", "callable": True},
+        ]
+    )
+    models = ScriptedModels(
+        {
+            "boss": [delegate, "declined", delegate, "done"],
+            "worker": ["worked"],
+        }
+    )
+    graph = build_assistant_graph("boss", team, model=models, checkpointer=InMemorySaver())
+
+    def kinds(events: list[Any]) -> list[str]:
+        return [
+            e.type
+            for e in events
+            if e.type.startswith("sub_assistant") or e.type == "input_request"
+        ]
+
+    assert kinds(list(stream_events(graph, "go", CONFIG))) == ["input_request"]
+    assert kinds(list(stream_events(graph, Command(resume="no"), CONFIG))) == []
+    assert kinds(list(stream_events(graph, "go again", CONFIG))) == ["input_request"]
+    approved = list(stream_events(graph, Command(resume="yes"), CONFIG))
+    assert kinds(approved) == ["sub_assistant_start", "sub_assistant_end"]
+    assert models.calls("worker")[0].last_message.content == "work"

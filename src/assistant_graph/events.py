@@ -255,6 +255,8 @@ class EventTranslator:
     usage: UsageTable = field(default_factory=UsageTable)
     """Token usage seen so far, per path."""
     _scopes: dict[tuple[str, ...], _Scope] = field(default_factory=dict)
+    _unannounced: dict[tuple[str, ...], SubAssistantStartEvent] = field(default_factory=dict)
+    _started: set[str] = field(default_factory=set)
     _seen_interrupts: set[str] = field(default_factory=set)
     _last_root_text: str = ""
     _root_incomplete: bool = False
@@ -264,9 +266,13 @@ class EventTranslator:
 
     def translate(self, namespace: Sequence[str], mode: str, chunk: Any) -> list[AssistantEvent]:
         """The events of one ``(namespace, mode, chunk)`` item of the stream."""
-        scope = self._scope(tuple(namespace))
+        starts = self._announce(tuple(namespace))
+        return [*starts, *self._translate(tuple(namespace), mode, chunk)]
+
+    def _translate(self, namespace: tuple[str, ...], mode: str, chunk: Any) -> list[AssistantEvent]:
+        scope = self._scope(namespace)
         if mode == "tasks":
-            return self._task(tuple(namespace), scope, chunk)
+            return self._task(namespace, scope, chunk)
         if mode == "messages":
             return self._token(scope, *chunk)
         if mode == "custom":
@@ -278,6 +284,18 @@ class EventTranslator:
                 for event in self._update(scope, node, update)
             ]
         return []
+
+    def _announce(self, namespace: tuple[str, ...]) -> list[AssistantEvent]:
+        """Start events of sub-assistants whose graph shows its first activity now.
+
+        A sub-assistant starts when its graph does something, not when the tool call is
+        dispatched: a call refused before it runs (an approval declined, a bad uid) never
+        starts one, and a call resumed after an interrupt starts it once.
+        """
+        prefixes = (namespace[:length] for length in range(1, len(namespace) + 1))
+        starts = [self._unannounced.pop(p) for p in prefixes if p in self._unannounced]
+        self._started.update(start.parent_tool_call_id or "" for start in starts)
+        return list(starts)
 
     def final(self) -> FinalEvent:
         """The final event, after the stream ended."""
@@ -321,16 +339,14 @@ class EventTranslator:
             return []
         assistant = assistant_name_from_tool_name(call["name"])
         child = _Scope((*scope.path, assistant), call.get("id"))
-        self._scopes[(*namespace, f"{_TOOLS_NODE}:{chunk['id']}")] = child
-        message = str((call.get("args") or {}).get("message_to_assistant", ""))
-        return [
-            SubAssistantStartEvent(
-                path=child.path,
-                parent_tool_call_id=child.parent_tool_call_id,
-                assistant=assistant,
-                message=message,
-            )
-        ]
+        child_namespace = (*namespace, f"{_TOOLS_NODE}:{chunk['id']}")
+        self._scopes[child_namespace] = child
+        self._unannounced[child_namespace] = SubAssistantStartEvent(
+            **child.origin(),
+            assistant=assistant,
+            message=str((call.get("args") or {}).get("message_to_assistant", "")),
+        )
+        return []
 
     def _custom(self, scope: _Scope, chunk: Any) -> list[AssistantEvent]:
         if not isinstance(chunk, Mapping) or not chunk.get(RETRY_EVENT):
@@ -403,7 +419,8 @@ class EventTranslator:
             returning_incomplete=artifact["returning_incomplete"] if artifact else None,
             **common,
         )
-        if not is_sub_assistant_tool_name(name):
+        started = message.tool_call_id in self._started
+        if not is_sub_assistant_tool_name(name) or not (artifact or started):
             return [result]
         assistant = assistant_name_from_tool_name(name)
         end = SubAssistantEndEvent(
