@@ -1,0 +1,111 @@
+"""A process killed in the middle of a run loses nothing: the thread continues later,
+finished work is reused and the interrupted sub-assistant resumes."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+from langchain_core.messages import AIMessage, ToolMessage
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+from assistant_graph import build_assistant_graph, load_assistants
+from assistant_graph.testing import ScriptedModels, ScriptedOpenAIServer, reply, tool_call
+
+from .test_cli import EXAMPLE_ASSISTANTS, Cli, example, finish, sub
+from .test_cli import cli as cli  # fixture
+from .test_cli import server as server  # fixture
+
+DEADLINE = 30.0
+THINKING = 4.0
+"""Seconds the calculator's first request takes: the process is killed meanwhile."""
+
+
+def wait_for(condition: object, what: str) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_a_killed_run_continues_reusing_finished_sub_assistants(
+    cli: Cli, server: ScriptedOpenAIServer, tmp_path: Path
+) -> None:
+    database = tmp_path / "threads.sqlite"
+    server.script(
+        "proxy",
+        reply(
+            tool_calls=[
+                sub("researcher", "Diameter of Mars?"),
+                sub("writer", "Write a title."),
+                sub("writer", "Write a subtitle."),
+            ]
+        ),
+        "All done.",
+    )
+    server.script("writer", "A title", "A subtitle")
+    server.script("researcher", reply(tool_calls=[sub("calculator", "2*3389.5")]), "6779 km")
+    # The calculator (depth 2) is still thinking when the process is killed.
+    server.script(
+        "calculator",
+        reply(tool_calls=[tool_call("calculate", expression="2*3389.5")], delay=THINKING),
+        reply(tool_calls=[tool_call("calculate", expression="2*3389.5")]),
+        "6779",
+    )
+    args = example("run", "proxy", "--thread", "crash", "--db", str(database), "--json")
+
+    process = cli.start(*args, "Tell me about Mars.")
+    wait_for(lambda: len(server.requests_for("calculator")) == 1, "the calculator's request")
+    wait_for(lambda: len(server.requests_for("writer")) == 2, "both writers")
+    time.sleep(0.5)  # let the finished writers' results reach the database
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=DEADLINE)
+    assert process.returncode == -signal.SIGKILL
+
+    outcome = finish(cli.start(*args))  # no message: continue the interrupted run
+
+    assert outcome.code == 0, outcome.stderr
+    assert outcome.events()[-1]["content"] == "All done."
+    counts = {
+        key: len(server.requests_for(key))
+        for key in ("proxy", "researcher", "writer", "calculator")
+    }
+    assert counts == {"proxy": 2, "researcher": 2, "writer": 2, "calculator": 3}
+
+    messages, sub_conversations = stored_thread(database, "crash")
+    assert [type(m).__name__ for m in messages] == [
+        "HumanMessage",
+        "AIMessage",
+        "ToolMessage",
+        "ToolMessage",
+        "ToolMessage",
+        "AIMessage",
+    ]
+    asked = [call["id"] for call in messages[1].tool_calls]
+    answered = [m.tool_call_id for m in messages if isinstance(m, ToolMessage)]
+    assert sorted(asked) == sorted(answered) and len(set(answered)) == 3
+    assert len({m.id for m in messages}) == len(messages)
+    researcher = next(c for c in sub_conversations.values() if c["assistant"] == "researcher")
+    [calculator] = researcher["sub_assistant_states"].values()
+    assert [type(m).__name__ for m in calculator["messages"]] == [
+        "HumanMessage",
+        "AIMessage",
+        "ToolMessage",
+        "AIMessage",
+    ]
+
+
+def stored_thread(database: Path, thread: str) -> tuple[list[AIMessage], dict[str, dict]]:
+    """The root messages and sub-conversations of ``thread``, read from the database."""
+    with sqlite3.connect(database, check_same_thread=False) as connection:
+        graph = build_assistant_graph(
+            "proxy",
+            load_assistants(EXAMPLE_ASSISTANTS),
+            model=ScriptedModels({}),
+            checkpointer=SqliteSaver(connection),
+        )
+        values = graph.get_state({"configurable": {"thread_id": thread}}).values
+    connection.close()
+    return values["messages"], values["sub_assistant_states"]
