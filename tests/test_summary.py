@@ -26,7 +26,7 @@ from assistant_graph import (
 )
 from assistant_graph import summary as summary_module
 from assistant_graph.graph import SUMMARY_PROMPT
-from assistant_graph.subgraph_tool import INPUT_SUMMARY
+from assistant_graph.sub_assistant_input import INPUT_SUMMARY
 from assistant_graph.summary import SUMMARIZER_INSTRUCTIONS, count_tokens
 from assistant_graph.testing import (
     ModelCall,

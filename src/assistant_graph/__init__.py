@@ -15,6 +15,7 @@ from assistant_graph.errors import (
     ModelCallError,
     SubAssistantToolError,
 )
+from assistant_graph.event_stream import astream_events, stream_events
 from assistant_graph.events import (
     AgentMessageEvent,
     AssistantEvent,
@@ -27,8 +28,6 @@ from assistant_graph.events import (
     TokenEvent,
     ToolCallEvent,
     ToolResultEvent,
-    astream_events,
-    stream_events,
 )
 from assistant_graph.graph import (
     AssistantGraphBuilder,
@@ -38,20 +37,21 @@ from assistant_graph.graph import (
 from assistant_graph.human import ASK_USER_TOOL_NAME, Approval, InputRequestPayload, parse_approval
 from assistant_graph.model_calls import RetryPolicy
 from assistant_graph.models import ModelOverride
+from assistant_graph.names import (
+    SUB_ASSISTANT_PREFIX,
+    assistant_name_from_tool_name,
+    tool_name_from_assistant,
+    tool_name_from_assistant_name,
+)
 from assistant_graph.persistence import open_checkpointer
 from assistant_graph.schema import AssistantSchema, assistant_json_schema, write_json_schema
 from assistant_graph.state import AssistantState, SubAssistantStateData
+from assistant_graph.sub_assistant_input import AssistantSubgraphArgs, generate_input_content
 from assistant_graph.subgraph_tool import (
-    SUB_ASSISTANT_PREFIX,
-    AssistantSubgraphArgs,
     AssistantSubgraphArtifact,
     AssistantSubgraphCallTool,
     SubgraphInfo,
-    assistant_name_from_tool_name,
-    generate_input_content,
     read_artifact,
-    tool_name_from_assistant,
-    tool_name_from_assistant_name,
 )
 from assistant_graph.tool_execution import record_sub_conversation
 from assistant_graph.usage import TokenUsage, UsageSummary

@@ -36,6 +36,7 @@ from assistant_graph.catalog import AssistantCatalog
 from assistant_graph.human import ask_user_tool
 from assistant_graph.model_calls import ModelCaller, RetryPolicy
 from assistant_graph.models import ModelOverride, resolve_chat_model
+from assistant_graph.names import tool_name_from_assistant_name
 from assistant_graph.schema import AssistantSchema
 from assistant_graph.state import AssistantState
 from assistant_graph.subgraph_tool import (
@@ -43,7 +44,6 @@ from assistant_graph.subgraph_tool import (
     OUT_OF_STEPS_MARKER,
     AssistantSubgraphCallTool,
     recursion_limit_for,
-    tool_name_from_assistant_name,
 )
 from assistant_graph.summary import needs_summary, summary_request, unsummarized_messages
 from assistant_graph.tool_execution import build_tool_node

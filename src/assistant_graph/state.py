@@ -1,4 +1,8 @@
-"""The graph state of an assistant, its reducers, and reading messages back from checkpoints."""
+"""The graph state of an assistant, its reducers, and reading messages back from checkpoints.
+
+:func:`coerce_messages` turns checkpointed values into messages again; :func:`message_text`
+reads a message's text whatever the shape of its content.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ __all__ = [
     "SubAssistantStateData",
     "coerce_messages",
     "merge_sub_assistant_states",
+    "message_text",
 ]
 
 
@@ -85,3 +90,8 @@ def coerce_messages(values: Iterable[Any]) -> list[BaseMessage]:
         else:
             messages.extend(convert_to_messages([value]))
     return messages
+
+
+def message_text(message: BaseMessage) -> str:
+    """The text of a message, whatever the shape of its content."""
+    return message.text if isinstance(message.text, str) else str(message.content)

@@ -1,11 +1,12 @@
 """The sub-assistant tool: calling another assistant as a recursive subgraph.
 
-Every callable assistant becomes a tool ``sub_assistant__<name>``. The model sees four
-arguments (:class:`AssistantSubgraphArgs`); the caller's messages, step budget, summary,
-sub-conversations and path are injected from the caller's graph state and hidden from it.
-Calling the tool runs the sub-assistant's graph with the caller's config, so callbacks,
-streaming and the checkpointer reach inside at any depth, and returns the answer as
-content plus an :class:`AssistantSubgraphArtifact`.
+Every callable assistant becomes a tool ``sub_assistant__<name>`` (the naming rule is in
+:mod:`assistant_graph.names`). The model sees four arguments of
+:class:`~assistant_graph.sub_assistant_input.AssistantSubgraphArgs`; the caller's messages,
+step budget, summary, sub-conversations and path are injected from the caller's graph state
+and hidden from it. Calling the tool runs the sub-assistant's graph with the caller's config,
+so callbacks, streaming and the checkpointer reach inside at any depth, and returns the
+answer as content plus an :class:`AssistantSubgraphArtifact`.
 """
 
 from __future__ import annotations
@@ -13,24 +14,34 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Protocol, TypedDict
+from typing import Any, Literal, Protocol, TypedDict
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForToolRun,
     CallbackManagerForToolRun,
 )
-from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import patch_config
-from langchain_core.tools import BaseTool, InjectedToolCallId
-from langgraph.prebuilt import InjectedState
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from langchain_core.tools import BaseTool
+from pydantic import BaseModel, Field, ValidationError
 
 from assistant_graph.errors import MissingSubgraphDataError, SubAssistantToolError
+from assistant_graph.names import (
+    SUB_ASSISTANT_PREFIX,
+    SUBGRAPH_TOOL_TAG,
+    assistant_name_from_tool_name,
+    is_sub_assistant_tool_name,
+    tool_name_from_assistant,
+    tool_name_from_assistant_name,
+)
 from assistant_graph.schema import AssistantSchema
-from assistant_graph.state import SubAssistantStateData, coerce_messages
+from assistant_graph.state import SubAssistantStateData, coerce_messages, message_text
+from assistant_graph.sub_assistant_input import AssistantSubgraphArgs, generate_input_content
 from assistant_graph.usage import UsageSummary, usage_of_messages
 
+# The tool-name rules, the tool's arguments and ``message_text`` moved to their own modules;
+# they stay importable from here, as they were.
 __all__ = [
     "DEFAULT_MAX_DEPTH",
     "SUBGRAPH_TOOL_TAG",
@@ -49,12 +60,6 @@ __all__ = [
     "tool_name_from_assistant_name",
 ]
 
-SUB_ASSISTANT_PREFIX = "sub_assistant__"
-"""Prefix of every sub-assistant tool name: ``sub_assistant__<assistant name>``."""
-
-SUBGRAPH_TOOL_TAG = "assistant_subgraph"
-"""Tag carried by every sub-assistant tool (and so by its callback runs)."""
-
 DEFAULT_MAX_DEPTH = 5
 """How many levels of sub-assistant calls may nest below the root assistant."""
 
@@ -62,9 +67,6 @@ OUT_OF_STEPS_MARKER = "assistant_graph_out_of_steps"
 """``response_metadata`` key of the AI message that says a run stopped incomplete."""
 
 # Texts the models see. Each is defined once, here.
-INPUT_PREVIOUS_MESSAGES = "Previous messages of the conversation:"
-INPUT_CONTEXTS = "Context from earlier tool results:"
-INPUT_SUMMARY = "Summary of the conversation so far:"
 RESULT_UID_NOTE = (
     "(conversation_uid: {uid}; to continue this conversation with {assistant}, "
     'call {tool} again with resume_conversation_uid="{uid}".)'
@@ -86,117 +88,10 @@ ERROR_UID_OF_OTHER_ASSISTANT = (
     "conversation {uid!r} is with assistant {owner!r}, not {assistant!r}; "
     "resume it with {owner_tool} or start a new conversation with resume_conversation_uid=null."
 )
-ERROR_UNKNOWN_CONTEXT = (
-    "pass_contexts names tool call ids with no tool result in this conversation: {missing}. "
-    "Known ids: {known}."
-)
 ERROR_TOO_DEEP = (
     "cannot call {assistant}: sub-assistant calls may nest at most {max_depth} levels deep "
     "and this call would be level {depth} (path: {path}). Answer with what you have instead."
 )
-
-
-def tool_name_from_assistant_name(assistant_name: str) -> str:
-    """The tool name under which the assistant ``assistant_name`` can be called."""
-    return f"{SUB_ASSISTANT_PREFIX}{assistant_name}"
-
-
-def tool_name_from_assistant(assistant: AssistantSchema) -> str:
-    """The tool name under which ``assistant`` can be called."""
-    return tool_name_from_assistant_name(assistant.name)
-
-
-def is_sub_assistant_tool_name(tool_name: str) -> bool:
-    """Whether ``tool_name`` names a sub-assistant tool."""
-    return tool_name.startswith(SUB_ASSISTANT_PREFIX) and len(tool_name) > len(SUB_ASSISTANT_PREFIX)
-
-
-def assistant_name_from_tool_name(tool_name: str) -> str:
-    """The assistant a sub-assistant tool name calls.
-
-    Raises:
-        ValueError: If ``tool_name`` is not a sub-assistant tool name.
-    """
-    if not is_sub_assistant_tool_name(tool_name):
-        raise ValueError(
-            f"{tool_name!r} is not a sub-assistant tool name ({SUB_ASSISTANT_PREFIX}*)"
-        )
-    return tool_name.removeprefix(SUB_ASSISTANT_PREFIX)
-
-
-class AssistantSubgraphArgs(BaseModel):
-    """Arguments of every sub-assistant tool.
-
-    The model sees only the first four; the rest are injected from the caller's graph
-    state (``InjectedState``) and the tool call id, and are hidden from the model.
-    """
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    message_to_assistant: str = Field(
-        description=(
-            "Message to pass as latest message to the sub-assistant. E.g., instructions on "
-            "what the sub-assistant should do, including relevant information (that isn't "
-            "passed via previous messages/contexts)."
-        )
-    )
-    """Instructions for the sub-assistant, with what it needs that is not passed otherwise."""
-
-    pass_num_previous_messages: int = Field(
-        default=0,
-        ge=0,
-        description=(
-            "Number of previous messages from the current conversation to pass to the "
-            "sub-assistant, counting the current user message. (This includes only "
-            "user/assistant messages, not tool calls, tool responses or system messages.)"
-        ),
-    )
-    """How many of the caller's most recent user/assistant messages to forward."""
-
-    pass_contexts: list[str] = Field(
-        default_factory=list,
-        description=(
-            "The call_ids of any contexts (i.e. tool responses) in the current conversation "
-            "to pass on to the sub-assistant."
-        ),
-    )
-    """Tool call ids whose tool results are forwarded."""
-
-    resume_conversation_uid: str | None = Field(
-        default=None,
-        description=(
-            "The uid of an earlier conversation with this sub-assistant to continue (if the "
-            "current request is relevant to that previous call). null starts a new "
-            "conversation."
-        ),
-    )
-    """Continue an earlier conversation with the same sub-assistant instead of a new one."""
-
-    parent_conv_messages: Annotated[list[AnyMessage], InjectedState("messages")] = Field(
-        default_factory=list
-    )
-    """Injected: the caller's conversation."""
-
-    parent_steps_remaining: Annotated[int | None, InjectedState("steps_remaining")] = None
-    """Injected: model calls the caller has left; the sub-assistant gets no more."""
-
-    parent_summary_of_conversation: Annotated[
-        str | None, InjectedState("summary_of_conversation")
-    ] = None
-    """Injected: the caller's summary of its conversation, forwarded if present."""
-
-    sub_assistant_states: Annotated[dict[str, Any], InjectedState("sub_assistant_states")] = Field(
-        default_factory=dict
-    )
-    """Injected: the sub-conversations the caller has opened, by uid."""
-
-    parent_assistant_path: Annotated[list[str], InjectedState("assistant_path")] = Field(
-        default_factory=list
-    )
-    """Injected: the assistant names from the root to the caller."""
-
-    tool_call_id: Annotated[str, InjectedToolCallId]
-    """Injected: the id of the tool call that opens this sub-assistant run."""
 
 
 class AssistantSubgraphArtifact(TypedDict):
@@ -241,70 +136,6 @@ class SubgraphProvider(Protocol):
     def subgraph(self, name: str) -> Runnable[Any, Any]:
         """The graph of assistant ``name``, compiled to inherit the caller's checkpointer."""
         ...
-
-
-def message_text(message: BaseMessage) -> str:
-    """The text of a message, whatever the shape of its content."""
-    return message.text if isinstance(message.text, str) else str(message.content)
-
-
-def generate_input_content(tool_input: AssistantSubgraphArgs | Mapping[str, Any]) -> str:
-    """The one user message a sub-assistant receives from its caller.
-
-    In order: the caller's message; the forwarded previous messages, each labelled with
-    its role; the forwarded contexts, each labelled with its call id; the caller's
-    summary of the conversation, if it has one.
-
-    Raises:
-        SubAssistantToolError: If ``pass_contexts`` names a call id with no tool result.
-    """
-    args = (
-        tool_input
-        if isinstance(tool_input, AssistantSubgraphArgs)
-        else AssistantSubgraphArgs.model_validate({"tool_call_id": "", **tool_input})
-    )
-    messages = coerce_messages(args.parent_conv_messages)
-    sections = [args.message_to_assistant]
-    previous = _previous_messages(messages, args.pass_num_previous_messages)
-    if previous:
-        lines = [f"[{_role_label(message)}]: {message_text(message)}" for message in previous]
-        sections.append("\n".join([INPUT_PREVIOUS_MESSAGES, *lines]))
-    contexts = _contexts(messages, args.pass_contexts)
-    if contexts:
-        blocks = [f"[context {call_id}]:\n{text}" for call_id, text in contexts]
-        sections.append("\n\n".join([INPUT_CONTEXTS, *blocks]))
-    if args.parent_summary_of_conversation:
-        sections.append(f"{INPUT_SUMMARY}\n{args.parent_summary_of_conversation}")
-    return "\n\n".join(sections)
-
-
-def _previous_messages(messages: Sequence[BaseMessage], count: int) -> list[BaseMessage]:
-    if count <= 0:
-        return []
-    conversational: list[BaseMessage] = [
-        message
-        for message in messages
-        if isinstance(message, HumanMessage | AIMessage) and message_text(message).strip()
-    ]
-    return list(conversational[-count:])
-
-
-def _role_label(message: BaseMessage) -> str:
-    return "user" if isinstance(message, HumanMessage) else "assistant"
-
-
-def _contexts(messages: Sequence[BaseMessage], call_ids: Sequence[str]) -> list[tuple[str, str]]:
-    if not call_ids:
-        return []
-    results = {m.tool_call_id: message_text(m) for m in messages if isinstance(m, ToolMessage)}
-    missing = [call_id for call_id in call_ids if call_id not in results]
-    if missing:
-        raise SubAssistantToolError(
-            ERROR_UNKNOWN_CONTEXT.format(
-                missing=", ".join(missing), known=", ".join(results) or "none"
-            )
-        )
-    return [(call_id, results[call_id]) for call_id in call_ids]
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from langchain_core.messages import (
 from langchain_core.messages.utils import count_tokens_approximately
 
 from assistant_graph.schema import AssistantSchema
-from assistant_graph.subgraph_tool import message_text
+from assistant_graph.state import message_text
 
 __all__ = [
     "SUMMARIZER_INSTRUCTIONS",

@@ -33,7 +33,7 @@ from assistant_graph.events import (
     ToolCallEvent,
     ToolResultEvent,
 )
-from assistant_graph.subgraph_tool import assistant_name_from_tool_name, is_sub_assistant_tool_name
+from assistant_graph.names import assistant_name_from_tool_name, is_sub_assistant_tool_name
 from assistant_graph.usage import UsageSummary
 
 __all__ = [

@@ -22,7 +22,8 @@ from assistant_graph.catalog import AssistantCatalog, load_assistants
 from assistant_graph.cli.failures import CliFailure
 from assistant_graph.cli.human_input import resume_command
 from assistant_graph.cli.render import EventRenderer
-from assistant_graph.events import ErrorEvent, FinalEvent, stream_events
+from assistant_graph.event_stream import stream_events
+from assistant_graph.events import ErrorEvent, FinalEvent
 from assistant_graph.graph import build_assistant_graph
 from assistant_graph.models import ModelOverride
 from assistant_graph.persistence import describe_database, open_checkpointer

@@ -26,8 +26,8 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 
 from assistant_graph.examples.notebook import example_folder
+from assistant_graph.names import tool_name_from_assistant_name
 from assistant_graph.studio import graph_factory
-from assistant_graph.subgraph_tool import tool_name_from_assistant_name
 from assistant_graph.testing import (
     ChatRequest,
     ScriptedOpenAIServer,

@@ -3,10 +3,9 @@
 Users test their own assistants offline with these, exactly as this project does.
 """
 
-from assistant_graph.testing.openai_server import (
+from assistant_graph.testing.openai_scripts import (
     ChatRequest,
     ImageRequest,
-    ScriptedOpenAIServer,
     ScriptedReply,
     ScriptedToolCall,
     Usage,
@@ -15,6 +14,7 @@ from assistant_graph.testing.openai_server import (
     tiny_png_bytes,
     tool_call,
 )
+from assistant_graph.testing.openai_server import ScriptedOpenAIServer
 from assistant_graph.testing.scripted_model import (
     ModelCall,
     Reply,
