@@ -62,9 +62,11 @@ def test_a_delegated_answer_comes_back_as_content_and_artifact(team: AssistantCa
     assert [m.content for m in artifact["response_messages"]] == ["Hello!"]
     assert artifact["returning_incomplete"] is False
     assert artifact["assistant"] == "writer"
-    state_data = artifact["sub_assistant_state_data"]
+    state_data = result["sub_assistant_states"][uid]
+    assert state_data["assistant"] == "writer"
     assert [m.content for m in state_data["messages"]] == ["Say hello.", "Hello!"]
-    assert result["sub_assistant_states"][uid]["assistant"] == "writer"
+    # the thread stores the sub-conversation once, in sub_assistant_states, not in the message
+    assert artifact["sub_assistant_state_data"] is None
     assert result["messages"][-1].content == "The writer says hello."
     assert models.calls("proxy")[1].tools == ["sub_assistant__researcher", "sub_assistant__writer"]
 
@@ -94,7 +96,7 @@ def test_delegation_nests_three_levels_deep(team: AssistantCatalog) -> None:
     [answer] = tool_messages(result["messages"])
     artifact = read_artifact(answer)
     assert artifact is not None
-    nested = artifact["sub_assistant_state_data"]["sub_assistant_states"]
+    nested = result["sub_assistant_states"][artifact["subgraph_uid"]]["sub_assistant_states"]
     [calc_state] = nested.values()
     assert calc_state["assistant"] == "calculator"
     assert [type(m).__name__ for m in calc_state["messages"]] == [

@@ -43,6 +43,9 @@ def test_the_tool_works_in_a_langchain_create_agent(team: AssistantCatalog) -> N
     [answer] = [m for m in result["messages"] if isinstance(m, ToolMessage)]
     artifact = read_artifact(answer)
     assert artifact is not None and answer.status == "success"
+    state_data = artifact["sub_assistant_state_data"]  # nobody recorded it: it stays here
+    assert state_data is not None
+    assert [m.content for m in state_data["messages"]][-1] == "A haiku about Mars."
     assert answer.content.startswith("A haiku about Mars.")
     assert artifact["input"] == (
         "A haiku.\n\nPrevious messages of the conversation:\n[user]: Write about Mars."

@@ -110,7 +110,9 @@ def test_budget_exhaustion_at_depth_two_returns_incomplete_then_resume_completes
     assert artifact["returning_incomplete"] is True
     assert first_calc_result.content.startswith("Working on it.\n\n[INCOMPLETE] calculator")
     assert f'resume_conversation_uid="{artifact["subgraph_uid"]}"' in first_calc_result.content
-    assert_every_tool_call_answered(artifact["sub_assistant_state_data"]["messages"])
+    researcher_state = next(iter(result["sub_assistant_states"].values()))
+    calc_state = researcher_state["sub_assistant_states"][artifact["subgraph_uid"]]
+    assert_every_tool_call_answered(calc_state["messages"])
 
     resumed = models.calls("calculator")[2]
     assert [type(m).__name__ for m in resumed.messages[1:]] == [
@@ -128,9 +130,6 @@ def test_budget_exhaustion_at_depth_two_returns_incomplete_then_resume_completes
     )
     assert final_researcher is not None
     assert final_researcher["returning_incomplete"] is False
-    calc_state = final_researcher["sub_assistant_state_data"]["sub_assistant_states"][
-        artifact["subgraph_uid"]
-    ]
     assert calc_state["incomplete"] is False
     assert calc_state["messages"][-1].content == "4"
 

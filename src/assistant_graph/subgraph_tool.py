@@ -103,8 +103,11 @@ class AssistantSubgraphArtifact(TypedDict):
     """Everything the sub-assistant added to its conversation in this call."""
     returning_incomplete: bool
     """Whether the sub-assistant stopped before finishing (out of steps)."""
-    sub_assistant_state_data: SubAssistantStateData
-    """What is needed to resume the conversation later; the caller stores it under the uid."""
+    sub_assistant_state_data: SubAssistantStateData | None
+    """What is needed to resume the conversation later. The caller's graph moves it into
+    ``sub_assistant_states[uid]``, so the tool message it keeps in its thread carries None
+    here: the sub-conversation is stored once, not once per call (see
+    :func:`~assistant_graph.tool_execution.record_sub_conversation`)."""
     subgraph_uid: str
     """The conversation uid, to pass back as ``resume_conversation_uid``."""
     assistant: str
@@ -362,17 +365,25 @@ def read_artifact(message: BaseMessage) -> AssistantSubgraphArtifact | None:
     artifact = getattr(message, "artifact", None)
     if not isinstance(artifact, Mapping) or "subgraph_uid" not in artifact:
         return None
-    data = dict(artifact["sub_assistant_state_data"])
-    data["messages"] = coerce_messages(data.get("messages") or [])
+    assistant = str(artifact.get("assistant") or "")
     return AssistantSubgraphArtifact(
         input=artifact["input"],
         response_messages=coerce_messages(artifact.get("response_messages") or []),
         returning_incomplete=bool(artifact["returning_incomplete"]),
-        sub_assistant_state_data=SubAssistantStateData(**data),  # type: ignore[typeddict-item]
+        sub_assistant_state_data=_state_data(artifact.get("sub_assistant_state_data")),
         subgraph_uid=artifact["subgraph_uid"],
-        assistant=artifact.get("assistant") or data["assistant"],
-        usage=artifact.get("usage") or usage_of_messages(data["assistant"], [], []),
+        assistant=assistant,
+        usage=artifact.get("usage") or usage_of_messages(assistant, [], []),
     )
+
+
+def _state_data(data: Mapping[str, Any] | None) -> SubAssistantStateData | None:
+    if data is None:
+        return None
+    restored = dict(data)
+    restored["messages"] = coerce_messages(restored.get("messages") or [])
+    state_data: SubAssistantStateData = SubAssistantStateData(**restored)  # type: ignore[typeddict-item]
+    return state_data
 
 
 def _nested_usage(messages: Sequence[BaseMessage]) -> list[Mapping[str, Any] | None]:

@@ -15,7 +15,7 @@ configuration errors are not turned into tool messages: they end the run.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,7 @@ from langgraph.types import Command
 
 from assistant_graph.errors import AssistantGraphError, SubAssistantToolError
 from assistant_graph.human import rejection_message, request_approval
-from assistant_graph.subgraph_tool import AssistantSubgraphCallTool, read_artifact
+from assistant_graph.subgraph_tool import AssistantSubgraphCallTool
 
 __all__ = ["build_tool_node", "record_sub_conversation"]
 
@@ -62,17 +62,24 @@ def build_tool_node(
 def record_sub_conversation(result: ToolResult) -> ToolResult:
     """Turn a sub-assistant tool message into an update that also stores its conversation.
 
+    The conversation moves from the artifact into ``sub_assistant_states[uid]``: the tool
+    message kept in the thread carries ``sub_assistant_state_data=None``, so each
+    sub-conversation is stored once rather than copied into every call's artifact (which
+    made a thread's state, and every checkpoint of it, grow with the square of its turns).
     Other results pass through unchanged. Use it as (part of) a ``ToolNode``
     ``wrap_tool_call`` in graphs not built by this package to make sub-conversations
     resumable there.
     """
-    if not isinstance(result, ToolMessage):
+    if not isinstance(result, ToolMessage) or not isinstance(result.artifact, Mapping):
         return result
-    artifact = read_artifact(result)
-    if artifact is None:
+    data = result.artifact.get("sub_assistant_state_data")
+    if "subgraph_uid" not in result.artifact or data is None:
         return result
-    update = {artifact["subgraph_uid"]: artifact["sub_assistant_state_data"]}
-    return Command(update={"messages": [result], "sub_assistant_states": update})
+    kept = result.model_copy(
+        update={"artifact": {**result.artifact, "sub_assistant_state_data": None}}
+    )
+    update = {result.artifact["subgraph_uid"]: data}
+    return Command(update={"messages": [kept], "sub_assistant_states": update})
 
 
 @dataclass(frozen=True)
