@@ -5,6 +5,7 @@ as a recursive subgraph and returns its answer with an artifact to resume the co
 """
 
 from assistant_graph.catalog import AssistantCatalog, load_assistants
+from assistant_graph.compaction import compact_thread
 from assistant_graph.errors import (
     AssistantConfigError,
     AssistantGraphError,
@@ -97,6 +98,7 @@ __all__ = [
     "assistant_name_from_tool_name",
     "astream_events",
     "build_assistant_graph",
+    "compact_thread",
     "create_sub_assistant_tool",
     "generate_input_content",
     "load_assistants",

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from assistant_graph.errors import SubAssistantToolError
 from assistant_graph.state import coerce_messages, message_text
 
-__all__ = ["AssistantSubgraphArgs", "generate_input_content"]
+__all__ = ["AssistantSubgraphArgs", "generate_input_content", "payload_state"]
 
 # Texts the models see. Each is defined once, here.
 INPUT_PREVIOUS_MESSAGES = "Previous messages of the conversation:"
@@ -164,3 +164,55 @@ def _contexts(messages: Sequence[BaseMessage], call_ids: Sequence[str]) -> list[
             )
         )
     return [(call_id, results[call_id]) for call_id in call_ids]
+
+
+def payload_state(state: Mapping[str, Any], call: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of the caller's state that one sub-assistant tool call needs.
+
+    Each tool call runs as its own task, and its input (state included) is written to the
+    checkpoint; a full copy per call made every delegation cost the size of the whole
+    thread. A sub-assistant call needs only: the messages it forwards
+    (``pass_num_previous_messages`` and ``pass_contexts``, the latter without artifacts),
+    the model message that made the call (to spot two calls resuming one conversation),
+    and the conversation it resumes. When the arguments are not valid, or name a context
+    or uid that does not exist, the full state is kept so the error message can list what
+    does exist.
+    """
+    args = call.get("args") or {}
+    count = args.get("pass_num_previous_messages", 0)
+    contexts = args.get("pass_contexts", [])
+    uid = args.get("resume_conversation_uid")
+    states = state.get("sub_assistant_states") or {}
+    well_formed = (
+        isinstance(count, int)
+        and count >= 0
+        and isinstance(contexts, list)
+        and all(isinstance(c, str) for c in contexts)
+        and (uid is None or (isinstance(uid, str) and uid in states))
+    )
+    if not well_formed:
+        return dict(state)
+    messages = list(state.get("messages") or [])
+    kept = _forwarded(messages, count, set(contexts), call.get("id"))
+    if kept is None:
+        return dict(state)
+    trimmed = {k: v for k, v in state.items() if k not in ("messages", "sub_assistant_states")}
+    return {**trimmed, "messages": kept, "sub_assistant_states": {uid: states[uid]} if uid else {}}
+
+
+def _forwarded(
+    messages: Sequence[BaseMessage], count: int, contexts: set[str], call_id: str | None
+) -> list[BaseMessage] | None:
+    """The messages a call forwards, in order; None if a context id has no tool result."""
+    previous = {id(m) for m in _previous_messages(messages, count)}
+    found: set[str] = set()
+    kept: list[BaseMessage] = []
+    for message in messages:
+        if isinstance(message, ToolMessage) and message.tool_call_id in contexts:
+            found.add(message.tool_call_id)
+            kept.append(message.model_copy(update={"artifact": None}))
+        elif id(message) in previous or (
+            isinstance(message, AIMessage) and any(c["id"] == call_id for c in message.tool_calls)
+        ):
+            kept.append(message)
+    return kept if found == contexts else None

@@ -98,6 +98,14 @@ TokensOption = Annotated[
 QuietOption = Annotated[
     bool, typer.Option("--quiet", "-q", help="No live tree and no token usage on stderr.")
 ]
+KeepHistoryOption = Annotated[
+    bool,
+    typer.Option(
+        "--keep-history",
+        help="Keep every checkpoint of the thread (by default a finished run keeps only the "
+        "latest, so threads grow linearly).",
+    ),
+]
 
 
 def _print_version(value: bool) -> None:
@@ -139,6 +147,7 @@ def run(
         ),
     ] = None,
     quiet: QuietOption = False,
+    keep_history: KeepHistoryOption = False,
 ) -> None:
     """Run assistant NAME on MESSAGE and print its answer.
 
@@ -151,7 +160,7 @@ def run(
         if resume is not None and message is not None:
             raise CliFailure(MESSAGE_AND_RESUME)
         text = sys.stdin.read().strip() if message == STDIN_MESSAGE else message
-        settings = SessionSettings(assistants, thread, db, model or None)
+        settings = SessionSettings(assistants, thread, db, model or None, keep_history)
         with bad_input(), open_session(settings, name) as session:
             turn_input = session.next_input(text, resume)
             output.announce(session, input_is_retry=turn_input is None)
@@ -169,6 +178,7 @@ def chat(
     json_output: JsonOption = False,
     tokens: TokensOption = False,
     quiet: QuietOption = False,
+    keep_history: KeepHistoryOption = False,
 ) -> None:
     """Chat with assistant NAME: one run per line you type, until /exit or end of input.
 
@@ -176,7 +186,7 @@ def chat(
     """
     output = Output(json=json_output, tokens=tokens, quiet=quiet)
     with _guard(output):
-        settings = SessionSettings(assistants, thread, db, model or None)
+        settings = SessionSettings(assistants, thread, db, model or None, keep_history)
         with bad_input(), open_session(settings, name) as session:
             code = chat_loop(session, output)
     raise typer.Exit(code)

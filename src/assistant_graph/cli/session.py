@@ -22,6 +22,7 @@ from assistant_graph.catalog import AssistantCatalog, load_assistants
 from assistant_graph.cli.failures import CliFailure
 from assistant_graph.cli.human_input import resume_command
 from assistant_graph.cli.render import EventRenderer
+from assistant_graph.compaction import compact_thread
 from assistant_graph.event_stream import stream_events
 from assistant_graph.events import ErrorEvent, FinalEvent
 from assistant_graph.graph import build_assistant_graph
@@ -40,6 +41,8 @@ UNFINISHED = (
     "to retry it, then send the new message"
 )
 NO_MESSAGE = "give a MESSAGE (or - to read it from stdin)"
+FINISHED = ("completed", "incomplete")
+"""Final statuses after which nothing is pending, so the thread can be compacted."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,9 @@ class SessionSettings:
     """Where threads are kept (see :func:`~assistant_graph.persistence.open_checkpointer`)."""
     model: ModelOverride = None
     """Replaces every assistant's model for this run."""
+    keep_history: bool = False
+    """Keep every checkpoint; by default a finished run's thread is compacted to its
+    latest checkpoint (see :func:`~assistant_graph.compaction.compact_thread`)."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,8 @@ class Session:
     """Whether the thread id was made up for this session."""
     store: str
     """Where the thread is kept, as it is safe to show."""
+    keep_history: bool = False
+    """Whether to keep every checkpoint instead of compacting after finished runs."""
 
     @property
     def config(self) -> RunnableConfig:
@@ -140,6 +148,8 @@ class Session:
                     final = event
         if final is None:  # stream_events always ends with one; this guards against a change
             raise RuntimeError("the event stream ended without a final event")
+        if final.status in FINISHED and not self.keep_history:
+            compact_thread(self.graph, self.config)
         return TurnResult(final, error)
 
 
@@ -163,4 +173,6 @@ def open_session(settings: SessionSettings, name: str) -> Iterator[Session]:
         graph = build_assistant_graph(name, catalog, model=settings.model, checkpointer=saver)
         thread = settings.thread or new_thread_id()
         store = describe_database(settings.db)
-        yield Session(name, catalog, graph, thread, settings.thread is None, store)
+        yield Session(
+            name, catalog, graph, thread, settings.thread is None, store, settings.keep_history
+        )
