@@ -99,7 +99,8 @@ def test_the_scripted_models_reported_usage_is_what_gets_summed(team: AssistantC
     assert final.usage["total"] == usage(prompt_words, 3)  # type: ignore[attr-defined]
 
 
-def test_a_long_answer_is_cut_for_the_caller_but_kept_whole_in_the_artifact() -> None:
+def talker_result(answer: str) -> ToolMessage:
+    """The tool message a boss gets from a talker capped at 100 characters saying ``answer``."""
     team = AssistantCatalog.from_schemas(
         [
             {"name": "boss", "description": "d", "instructions": "i", "sub_assistants": ["talker"]},
@@ -112,17 +113,18 @@ def test_a_long_answer_is_cut_for_the_caller_but_kept_whole_in_the_artifact() ->
             },
         ]
     )
-    long_answer = "word " * 1000
     models = ScriptedModels(
-        {
-            "boss": [ai(tool_calls=[call_sub_assistant("talker", "talk")]), "ok"],
-            "talker": [long_answer],
-        }
+        {"boss": [ai(tool_calls=[call_sub_assistant("talker", "talk")]), "ok"], "talker": [answer]}
     )
     result = build_assistant_graph("boss", team, model=models).invoke(
         {"messages": [("user", "go")]}
     )
-    message = next(m for m in result["messages"] if isinstance(m, ToolMessage))
+    return next(m for m in result["messages"] if isinstance(m, ToolMessage))
+
+
+def test_a_long_answer_is_cut_for_the_caller_but_kept_whole_in_the_artifact() -> None:
+    long_answer = "word " * 1000
+    message = talker_result(long_answer)
     artifact = read_artifact(message)
     assert artifact is not None
     assert message.content.startswith(long_answer.strip()[:100] + "\n[... cut: the answer has 4999")
@@ -133,23 +135,5 @@ def test_a_long_answer_is_cut_for_the_caller_but_kept_whole_in_the_artifact() ->
 
 
 def test_a_short_answer_is_not_cut() -> None:
-    team = AssistantCatalog.from_schemas(
-        [
-            {"name": "boss", "description": "d", "instructions": "i", "sub_assistants": ["talker"]},
-            {
-                "name": "talker",
-                "description": "d",
-                "instructions": "i",
-                "callable": True,
-                "max_result_chars": 100,
-            },
-        ]
-    )
-    models = ScriptedModels(
-        {"boss": [ai(tool_calls=[call_sub_assistant("talker", "talk")]), "ok"], "talker": ["short"]}
-    )
-    result = build_assistant_graph("boss", team, model=models).invoke(
-        {"messages": [("user", "go")]}
-    )
-    message = next(m for m in result["messages"] if isinstance(m, ToolMessage))
+    message = talker_result("short")
     assert "cut" not in message.content and message.content.startswith("short\n\n")
