@@ -30,6 +30,7 @@ from benchmarks import (
     hop_overhead,
     long_threads,
     memory_peak,
+    throughput,
     tokens_forwarded,
     turn_profile,
 )
@@ -42,6 +43,7 @@ SECTIONS: dict[str, Callable[[Mode], SectionResult]] = {
     "turn_profile": turn_profile.run,
     "tokens_forwarded": tokens_forwarded.run,
     "memory_peak": memory_peak.run,
+    "throughput": throughput.run,
 }
 """Every section, in the order it runs and prints."""
 

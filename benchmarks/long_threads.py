@@ -5,9 +5,12 @@ One thread: every turn the user asks for a revision; the ``proxy`` delegates to 
 turns the proxy's conversation holds 4N messages and the writer's 2N. Ideally a turn
 costs the same at N = 80 as at N = 10, and storage grows linearly.
 
-Every variant of :mod:`benchmarks.storage_variants` runs the same thread; each ends with a
-check that the thread reloads whole (the writer saw its full sub-conversation on the last
-turn, and the stored state holds 4N proxy messages and 2N writer messages).
+The rows: the library before (f) (patched back), the library today keeping LangGraph's
+full checkpoint history, the library today with :func:`assistant_graph.compact_thread`
+after every turn (what the CLI does unless ``--keep-history``), and a few variants of
+:mod:`benchmarks.storage_variants`. Each ends with a check that the thread reloads whole
+(the writer saw its full sub-conversation on the last turn, and the stored state holds
+4N proxy messages and 2N writer messages).
 """
 
 from __future__ import annotations
@@ -27,16 +30,11 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from assistant_graph import AssistantCatalog, build_assistant_graph
+from assistant_graph import AssistantCatalog, build_assistant_graph, compact_thread
 from benchmarks.harness import Mode, SectionResult, Target, median, ratio, time_call
 from benchmarks.policies import DelegateOnce, last_uid, scripted, sub_assistant_call
 from benchmarks.storage_breakdown import storage_breakdown
-from benchmarks.storage_variants import (
-    ChannelBlobSqliteSaver,
-    StorageVariant,
-    applied,
-    prune_thread,
-)
+from benchmarks.storage_variants import StorageVariant, applied
 
 __all__ = [
     "VARIANTS",
@@ -49,12 +47,10 @@ __all__ = [
 
 SIZES = {"quick": (2, 4), "full": (10, 20, 40, 80)}
 BREAKDOWN_AT = {"quick": 4, "full": 40}
-BREAKDOWN_VARIANTS = ("before_f", "baseline")
-"""Variants whose stored bytes are attributed to causes (see :mod:`storage_breakdown`)."""
 WINDOW = 5
+"""Turns whose median time is reported as the time per turn at N (the last ones up to N)."""
 LOAD_SAMPLES = 5
 """Thread loads (``get_state``) timed at each N; their median is reported."""
-"""Turns whose median time is reported as the time per turn at N (the last ones up to N)."""
 THREAD_ID = "long-thread"
 DRAFT = (
     "Mars is the fourth planet from the Sun, a cold desert world about half the size of "
@@ -62,99 +58,52 @@ DRAFT = (
 ) * 3
 REPLY = "Here is the revised text; tell me what to change next."
 
-_DELTAS = frozenset({"delta_messages", "delta_sub_states"})
-_ECG = _DELTAS | {"trim_send"}
 _STEPS = "per-step checkpoints (mid-run crash recovery)"
-_SNAP = "snapshots every 1000"
+_HISTORY = "checkpoint history (time travel)"
 VARIANTS = (
     StorageVariant(
         "before_f",
-        "before (f): artifacts carry the sub-conversation",
+        "before (f): recorded tool messages keep the sub-conversation (patched back)",
         fixes=frozenset({"keep_artifact_state"}),
     ),
-    StorageVariant("baseline", "this library today (f), SqliteSaver"),
-    StorageVariant("memory", "this library today (f), InMemorySaver", saver="memory"),
-    StorageVariant("a", "(a) durability='exit'", durability="exit", loses=_STEPS),
-    StorageVariant("b", "(b) SQLite values per (channel, version)", saver="sqlite_blobs"),
-    StorageVariant("c", "(c) messages as DeltaChannel", fixes=frozenset({"delta_messages"})),
-    StorageVariant("d", "(d) prune to the latest checkpoint", prune="keep_latest", loses="history"),
-    StorageVariant("d_sub", "(d') prune finished sub-assistant runs", prune="subgraphs"),
-    StorageVariant("e", "(e) trimmed Send payload", fixes=frozenset({"trim_send"})),
-    StorageVariant("e+c", "(e)+(c)", fixes=frozenset({"trim_send", "delta_messages"})),
-    StorageVariant("e+c+g", "(e)+(c)+(g) sub-conversations written once", fixes=_ECG),
+    StorageVariant("today", "today, full history kept (SqliteSaver)"),
     StorageVariant(
-        "e+c+g+d_sub",
-        f"(e)+(c)+(g)+(d'), {_SNAP}",
-        fixes=_ECG,
-        prune="subgraphs",
-        snapshot_frequency=1000,
+        "compact",
+        "today + compact_thread after each turn (CLI default)",
+        compact=True,
+        loses=_HISTORY,
     ),
+    StorageVariant("memory", "today, InMemorySaver, full history", saver="memory"),
+    StorageVariant("exit", "today, durability='exit'", durability="exit", loses=_STEPS),
     StorageVariant(
-        "e+c+g+a",
-        f"(e)+(c)+(g)+(a), {_SNAP}",
-        fixes=_ECG,
+        "exit+compact",
+        "today, durability='exit' + compact_thread",
         durability="exit",
-        snapshot_frequency=1000,
-        loses=_STEPS,
+        compact=True,
+        loses=f"{_STEPS}; {_HISTORY}",
     ),
     StorageVariant(
-        "c+g+a",
-        f"(c)+(g)+(a), {_SNAP}",
-        fixes=_DELTAS,
-        durability="exit",
-        snapshot_frequency=1000,
-        loses=_STEPS,
-    ),
-    StorageVariant(
-        "e+c+g+a/100",
-        "(e)+(c)+(g)+(a), snapshots every 100",
-        fixes=_ECG,
-        durability="exit",
-        loses=_STEPS,
-    ),
-    StorageVariant(
-        "e+c+g+a/memory",
-        f"(e)+(c)+(g)+(a), {_SNAP}, InMemorySaver",
-        saver="memory",
-        fixes=_ECG,
-        durability="exit",
-        snapshot_frequency=1000,
-        loses=_STEPS,
-    ),
-    StorageVariant(
-        "e+d",
-        "(e)+(d): per-step checkpoints while a run lasts, then only the latest",
-        fixes=frozenset({"trim_send"}),
-        prune="keep_latest",
-        loses="history",
-    ),
-    StorageVariant(
-        "e+a+d",
-        "(e)+(a)+(d)",
-        fixes=frozenset({"trim_send"}),
-        durability="exit",
-        prune="keep_latest",
-        loses="history",
+        "delta",
+        "today, messages as DeltaChannel (snapshot every 100)",
+        fixes=frozenset({"delta_messages"}),
     ),
 )
-"""The variants measured, the unchanged library first."""
-RECOMMENDED = "e+d"
-"""Meets the storage target and keeps per-step checkpoints (crash recovery mid-run)."""
-FASTEST = "e+c+g+a"
-"""Meets the storage target with the least time growth, but checkpoints only at run end."""
-QUICK_VARIANTS = ("before_f", "baseline", "memory", "b", "e+c+g+d_sub", RECOMMENDED, FASTEST)
-NOTES = (
-    "bytes: serialized payload in the store (SQLite: checkpoint, metadata, writes and blob "
-    "columns; InMemorySaver: its byte strings); the JSON also has the SQLite file size.",
-    "ms/turn at N: median of the turns N-4..N, zero-latency scripted model; every run "
-    "loads the thread first ('load ms': get_state), which grows with N in every variant.",
-    "per-step durability (LangGraph's default; the crash-recovery guarantee needs it) "
-    "stores the resumed sub-conversation in every Send payload and sub-assistant input: "
-    "with history kept no per-step variant is linear; pruning to the latest checkpoint "
-    "after each completed run (d) is, and so is (a), which checkpoints only at run end.",
-)
+"""The variants measured, in the order of the table."""
+TARGETED = ("today", "compact")
+"""Variants checked against the targets; their threads run several times for timing."""
+BREAKDOWN_VARIANTS = ("before_f", "today", "compact")
+"""Variants whose stored bytes are attributed to causes (see :mod:`storage_breakdown`)."""
 TIMING_REPEATS = {"quick": 1, "full": 5}
-"""Runs of the recommended and fastest variants' threads; time per turn is their median."""
+"""Runs of the targeted variants' threads; time per turn is their median."""
+NOTES = (
+    "bytes: serialized payload in the store (SQLite: checkpoint, metadata and writes "
+    "columns; InMemorySaver: its byte strings); the JSON also has the SQLite file size.",
+    "ms/turn at N: median of the turns N-4..N, zero-latency scripted model, compact_thread "
+    "included where used; every run loads the thread first ('load ms': get_state), which "
+    "grows with N in every variant.",
+    "with the full history kept, every checkpoint row holds the whole state, so stored "
+    "bytes grow as N^2; compact_thread keeps one checkpoint, so they grow as N.",
+)
 
 
 def thread_catalog() -> AssistantCatalog:
@@ -209,8 +158,7 @@ def _saver(kind: str, path: Path) -> Iterator[tuple[BaseCheckpointSaver[Any], An
         return
     connection = sqlite3.connect(path, check_same_thread=False)
     try:
-        saver_class = ChannelBlobSqliteSaver if kind == "sqlite_blobs" else SqliteSaver
-        saver = saver_class(connection)
+        saver = SqliteSaver(connection)
         saver.setup()
         yield saver, connection
     finally:
@@ -234,11 +182,10 @@ def stored_bytes(saver: BaseCheckpointSaver[Any], connection: Any, path: Path) -
         memory: Any = saver
         total = sum(_payload_bytes(part) for part in (memory.storage, memory.writes, memory.blobs))
         return {"bytes": total}
-    tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
     queries = [
         "SELECT sum(length(checkpoint) + length(metadata)) FROM checkpoints",
         "SELECT sum(length(value)) FROM writes",
-    ] + (["SELECT sum(length(blob)) FROM blobs"] if "blobs" in tables else [])
+    ]
     total = sum(connection.execute(query).fetchone()[0] or 0 for query in queries)
     connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     files = [path, path.with_name(path.name + "-wal")]
@@ -276,17 +223,15 @@ class LongThread:
         self._patches.__exit__(*exc_info)
 
     def turn(self) -> float:
-        """Run one turn (and the variant's pruning); seconds it took."""
+        """Run one turn (and the variant's compaction); seconds it took."""
         self.turns += 1
         message = HumanMessage(f"Turn {self.turns}: please revise the text once more.")
         options = {"durability": self.variant.durability} if self.variant.durability else {}
         seconds = time_call(
             lambda: self.graph.invoke({"messages": [message]}, self.config, **options)
         )
-        if self.variant.prune and self.connection is not None:
-            seconds += time_call(
-                lambda: prune_thread(self.connection, THREAD_ID, self.variant.prune)
-            )
+        if self.variant.compact:
+            seconds += time_call(lambda: compact_thread(self.graph, self.config))
         return seconds
 
     def load_ms(self) -> float:
@@ -368,32 +313,25 @@ def _exponent(smaller: float, larger: float, n_small: int, n_large: int) -> floa
 def run(mode: Mode) -> SectionResult:
     """Run every variant's thread and compare growth of time per turn and storage."""
     sizes = SIZES[mode]
-    keys = {v.key for v in VARIANTS} if mode == "full" else set(QUICK_VARIANTS)
-    variants = [variant for variant in VARIANTS if variant.key in keys]
     result = SectionResult(
         name="long_threads",
         title="3. Long threads: time per turn and stored bytes against N turns",
-        params={
-            "n": list(sizes),
-            "window_turns": WINDOW,
-            "recommended": RECOMMENDED,
-            "fastest": FASTEST,
-        },
+        params={"n": list(sizes), "window_turns": WINDOW, "targeted": list(TARGETED)},
     )
     measured: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="assistant-graph-bench-") as folder:
-        for variant in variants:
+        for variant in VARIANTS:
             at = BREAKDOWN_AT[mode] if variant.key in BREAKDOWN_VARIANTS else None
             measured[variant.key] = measure_variant(variant, sizes, Path(folder), at)
-            if variant.key in (RECOMMENDED, FASTEST):
+            if variant.key in TARGETED:
                 again = [
                     measure_variant(variant, sizes, Path(folder))
                     for _ in range(1, TIMING_REPEATS[mode])
                 ]
                 _median_times(measured[variant.key], again)
-    result.params["thread_runs_of_recommended_and_fastest"] = TIMING_REPEATS[mode]
+    result.params["thread_runs_of_targeted"] = TIMING_REPEATS[mode]
     first, half, last = sizes[0], sizes[-2], sizes[-1]
-    for variant in variants:
+    for variant in VARIANTS:
         row = _row(variant, measured[variant.key], sizes)
         result.rows.append(row)
         result.ratios[variant.key] = {
@@ -407,10 +345,8 @@ def run(mode: Mode) -> SectionResult:
 
 
 def _add_targets(result: SectionResult, first: int, half: int, last: int) -> None:
-    for key in (*BREAKDOWN_VARIANTS, RECOMMENDED, FASTEST):
-        ratios = result.ratios.get(key)
-        if ratios is None:
-            continue
+    for key in TARGETED:
+        ratios = result.ratios[key]
         result.targets.append(
             Target(
                 f"time per turn N={last} / N={first}, {key}",
@@ -434,19 +370,16 @@ def _add_breakdown(
 ) -> None:
     result.extra["bytes_by_cause"] = {"at_n": BREAKDOWN_AT[mode]}
     for key in BREAKDOWN_VARIANTS:
-        breakdown = (measured.get(key) or {}).get("breakdown") or {}
+        breakdown = measured[key]["breakdown"] or {}
         total = sum(breakdown.values()) or 1
         result.extra["bytes_by_cause"][key] = {
             "bytes": breakdown,
             "share": {cause: round(size / total, 3) for cause, size in breakdown.items()},
         }
     last = sizes[-1]
-    for reference in BREAKDOWN_VARIANTS:
-        if reference not in measured:
-            continue
-        base = measured[reference]["points"][last]["bytes"]
-        result.extra[f"bytes_saved_at_N{last}_vs_{reference}"] = {
-            key: round(1 - value["points"][last]["bytes"] / base, 3)
-            for key, value in measured.items()
-            if key != reference
-        }
+    base = measured["today"]["points"][last]["bytes"]
+    result.extra[f"bytes_saved_at_N{last}_vs_today"] = {
+        key: round(1 - value["points"][last]["bytes"] / base, 3)
+        for key, value in measured.items()
+        if key != "today"
+    }

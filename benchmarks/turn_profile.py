@@ -29,14 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.harness import Mode, SectionResult, loopback_only, ratio
-from benchmarks.long_threads import FASTEST, RECOMMENDED, VARIANTS, LongThread
+from benchmarks.long_threads import VARIANTS, LongThread
 
 __all__ = ["CATEGORIES", "run"]
 
 TURN = {"quick": 4, "full": 80}
 PROFILED_TURNS = {"quick": 2, "full": 6}
 RATE_HZ = 1000
-PROFILED_VARIANTS = ("baseline", RECOMMENDED, FASTEST)
+PROFILED_VARIANTS = ("today", "compact", "exit+compact")
 MARKER = "_profiled_turns"
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("checkpoint serialization", ("langgraph/checkpoint/serde", "ormsgpack", "msgpack")),
@@ -54,7 +54,7 @@ NO_PROFILER = "no profiler installed: pip install 'assistant-graph[bench]' (py-s
 HOT_SPOTS = {
     "checkpoint writes (SqliteSaver.put, put_writes)": r"SqliteSaver\.put(_writes)? ",
     "thread load (SqliteSaver.get_tuple)": r"SqliteSaver\.get_tuple ",
-    "DeltaChannel history walk": r"get_delta_channel_history ",
+    "compact_thread (its get_state and DELETEs)": r"compact_thread ",
     "serialize (dumps_typed)": r"JsonPlusSerializer\.dumps_typed ",
     "deserialize (loads_typed)": r"JsonPlusSerializer\.loads_typed ",
     "add_messages": r"^add_messages ",
@@ -209,7 +209,7 @@ def _profile_pyinstrument(key: str, turn: int, turns: int, folder: Path) -> dict
 
 
 def run(mode: Mode) -> SectionResult:
-    """Profile the last turns of the baseline and of the recommended and fastest variants."""
+    """Profile the last turns of today's library, with and without compaction."""
     turn, turns = TURN[mode], PROFILED_TURNS[mode]
     py_spy = _py_spy()
     if py_spy is None and importlib.util.find_spec("pyinstrument") is None:
@@ -254,9 +254,9 @@ def run(mode: Mode) -> SectionResult:
         or 0.0
         for key, profile in profiles.items()
     }
-    for key in (RECOMMENDED, FASTEST):
-        result.ratios[f"baseline_over_{key}_wall"] = ratio(
-            profiles["baseline"]["wall_ms_per_turn"], profiles[key]["wall_ms_per_turn"]
+    for key in PROFILED_VARIANTS[1:]:
+        result.ratios[f"today_over_{key}_wall"] = ratio(
+            profiles["today"]["wall_ms_per_turn"], profiles[key]["wall_ms_per_turn"]
         )
     return result
 

@@ -133,3 +133,16 @@ async def test_streaming_and_resume_over_http(
     assert read_artifact(first)["subgraph_uid"] == read_artifact(second)["subgraph_uid"]  # type: ignore[index]
     usage = result["messages"][-1].usage_metadata
     assert usage is not None and usage["output_tokens"] == 3
+
+
+def test_usage_is_requested_and_counted_when_streaming_from_any_compatible_server(
+    http_team: tuple[AssistantCatalog, ScriptedOpenAIServer],
+) -> None:
+    from assistant_graph import stream_events
+
+    team, server = http_team
+    server.script("writer", "Hello there")
+    final = list(stream_events(build_assistant_graph("writer", team), "Say hello"))[-1]
+    [request] = server.requests
+    assert request.stream and request.include_usage
+    assert final.usage["by_assistant"]["writer"]["output_tokens"] == 2  # type: ignore[attr-defined]

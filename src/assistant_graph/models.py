@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from langchain.chat_models import init_chat_model
 from langchain_core.language_models import BaseChatModel
@@ -19,12 +19,15 @@ for every assistant, a function of the schema (e.g. to script each assistant sep
 tests), or None to use each schema's own ``model``."""
 
 
-_NO_CLIENT_RETRIES: dict[str, dict[str, int]] = {
-    "openai": {"max_retries": 0},
-    "azure_openai": {"max_retries": 0},
+PROVIDER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "openai": {"max_retries": 0, "stream_usage": True},
+    "azure_openai": {"max_retries": 0, "stream_usage": True},
 }
-"""Client-side retries are turned off where we know the setting: assistant-graph retries
-transient failures itself (see ``model_calls``), visibly. ``model_settings`` wins."""
+"""Settings given to chat models of these providers unless ``model_settings`` says
+otherwise. Client-side retries are off: assistant-graph retries transient failures itself
+(see ``model_calls``), visibly. Streamed usage is requested from every OpenAI-compatible
+server (langchain-openai asks only api.openai.com by default), so token usage is counted
+on local servers too."""
 
 
 def resolve_chat_model(
@@ -52,7 +55,7 @@ def resolve_chat_model(
             )
         return model
     spec = override or schema.model
-    settings = {**_NO_CLIENT_RETRIES.get(spec.split(":", 1)[0], {}), **schema.model_settings}
+    settings = {**PROVIDER_DEFAULTS.get(spec.split(":", 1)[0], {}), **schema.model_settings}
     try:
         chat_model: BaseChatModel = init_chat_model(spec, **settings)
     except Exception as error:

@@ -45,10 +45,7 @@ INCOMPLETE_NOTE = (
     "{name} stopped before finishing (it used all its steps); send another message on "
     "--thread {thread} to let it continue"
 )
-NO_USAGE = (
-    "tokens: none reported (an OpenAI-compatible server reports them when streaming only "
-    "with model_settings: {stream_usage: true})"
-)
+NO_USAGE = "tokens: none reported by the model server"
 UNEXPECTED = "{kind}: {message}"
 MODEL_CALL_ERROR = "ModelCallError"
 
