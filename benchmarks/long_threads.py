@@ -97,7 +97,8 @@ TIMING_REPEATS = {"quick": 1, "full": 5}
 """Runs of the targeted variants' threads; time per turn is their median."""
 NOTES = (
     "bytes: serialized payload in the store (SQLite: checkpoint, metadata and writes "
-    "columns; InMemorySaver: its byte strings); the JSON also has the SQLite file size.",
+    "columns; InMemorySaver: its byte strings); 'file kB' is the SQLite file after a WAL "
+    "checkpoint (compaction frees pages for reuse, it does not shrink the file).",
     "ms/turn at N: median of the turns N-4..N, zero-latency scripted model, compact_thread "
     "included where used; every run loads the thread first ('load ms': get_state), which "
     "grows with N in every variant.",
@@ -200,6 +201,8 @@ class LongThread:
         self.path = folder / (re.sub(r"[^\w+.-]", "_", variant.key) + ".sqlite")
         self.writer = _Writer()
         self.turns = 0
+        self.compact_seconds: list[float] = []
+        """Seconds ``compact_thread`` took after each turn (part of the turn's time)."""
         self.config = {"configurable": {"thread_id": THREAD_ID}}
 
     def __enter__(self) -> LongThread:
@@ -231,7 +234,8 @@ class LongThread:
             lambda: self.graph.invoke({"messages": [message]}, self.config, **options)
         )
         if self.variant.compact:
-            seconds += time_call(lambda: compact_thread(self.graph, self.config))
+            self.compact_seconds.append(time_call(lambda: compact_thread(self.graph, self.config)))
+            seconds += self.compact_seconds[-1]
         return seconds
 
     def load_ms(self) -> float:
@@ -267,10 +271,12 @@ def measure_variant(
             times.append(thread.turn())
             if turn in sizes:
                 window = times[max(0, turn - WINDOW) :]
+                compacting = thread.compact_seconds[max(0, turn - WINDOW) :]
                 points[turn] = {
                     **thread.stored(),
                     "ms_per_turn": round(1000 * median(window), 2),
                     "load_ms": thread.load_ms(),
+                    "compact_ms": round(1000 * median(compacting), 2) if compacting else None,
                 }
             if turn == breakdown_at and thread.connection is not None:
                 breakdown = storage_breakdown(thread.connection)
@@ -280,10 +286,12 @@ def measure_variant(
 
 
 def _median_times(measured: dict[str, Any], again: list[dict[str, Any]]) -> None:
-    """Replace the time per turn at each N by its median over repeated runs of the thread."""
+    """Replace the times at each N by their medians over repeated runs of the thread."""
     for n, point in measured["points"].items():
-        runs = [point["ms_per_turn"], *(other["points"][n]["ms_per_turn"] for other in again)]
-        point["ms_per_turn"] = round(median(runs), 2)
+        for key in ("ms_per_turn", "compact_ms"):
+            if point[key] is not None:
+                runs = [point[key], *(other["points"][n][key] for other in again)]
+                point[key] = round(median(runs), 2)
 
 
 def _row(
@@ -296,7 +304,10 @@ def _row(
     row |= {f"ms/turn N={n}": points[n]["ms_per_turn"] for n in sizes}
     row[f"ms N={last}/N={first}"] = ratio(points[last]["ms_per_turn"], points[first]["ms_per_turn"])
     row |= {f"load ms N={n}": points[n]["load_ms"] for n in (first, last)}
+    row[f"compact ms N={last}"] = points[last]["compact_ms"]
     row[f"bytes N={last}/N={half}"] = ratio(points[last]["bytes"], points[half]["bytes"])
+    file_bytes = points[last].get("file_bytes")
+    row[f"file kB N={last}"] = round(file_bytes / 1000, 1) if file_bytes is not None else None
     row["growth exponent"] = _exponent(points[half]["bytes"], points[last]["bytes"], half, last)
     row["reloads whole"] = measured["reloads_whole"]
     row["gives up"] = variant.loses or "-"

@@ -8,7 +8,8 @@ Reads a ``SqliteSaver`` database and attributes every stored byte to one cause:
 - the sub-conversations inside tool-message artifacts (``sub_assistant_state_data``),
   which ride along wherever a message list is stored;
 - ``sub_assistant_states``, stored again in every row;
-- the ``Send`` payloads of tool calls (``ToolCallWithContext`` with a full state copy),
+- the ``Send`` payloads of tool calls (``ToolCallWithContext`` with the state the call
+  needs: ``payload_state`` keeps the forwarded messages and the resumed sub-conversation),
   stored as pending tasks in the checkpoint and again in the ``writes`` table;
 - the sub-assistant runs' own checkpoints and writes (their namespaces, one per task).
 

@@ -24,6 +24,7 @@ SECTIONS = (
     "turn_profile",
     "tokens_forwarded",
     "memory_peak",
+    "throughput",
 )
 QUICK_RUN_TIMEOUT_S = 300
 

@@ -111,3 +111,19 @@ def test_the_cli_compacts_finished_threads_unless_asked_to_keep_history(
             count = rows(connection, "checkpoints")
         connection.close()
         assert (count == 1) is (thread == "compact"), (thread, count)
+
+
+def test_a_caller_that_knows_the_run_finished_can_skip_the_check(
+    team: AssistantCatalog, connection: sqlite3.Connection
+) -> None:
+    models = ScriptedModels({"writer": ["hi", "again"]})
+    graph = build_assistant_graph(
+        "writer", team, model=models, checkpointer=SqliteSaver(connection)
+    )
+    graph.invoke({"messages": [("user", "go")]}, CONFIG)
+    latest = graph.get_state(CONFIG).config["configurable"]["checkpoint_id"]
+    assert compact_thread(graph, CONFIG, finished=True) is True
+    assert graph.get_state(CONFIG).config["configurable"]["checkpoint_id"] == latest
+    assert rows(connection, "checkpoints") == 1
+    result = graph.invoke({"messages": [("user", "more")]}, CONFIG)
+    assert [m.content for m in result["messages"]] == ["go", "hi", "more", "again"]

@@ -23,33 +23,46 @@ from langgraph.pregel import Pregel
 
 __all__ = ["compact_thread"]
 
+_LATEST = (
+    "SELECT checkpoint_id FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = '' "
+    "ORDER BY checkpoint_id DESC LIMIT 1"
+)
 _DELETE_HISTORY = (
     "DELETE FROM {table} WHERE thread_id = ? AND (checkpoint_ns != '' OR checkpoint_id != ?)"
 )
 
 
-def compact_thread(graph: Pregel[Any, Any, Any, Any], config: RunnableConfig) -> bool:
+def compact_thread(
+    graph: Pregel[Any, Any, Any, Any], config: RunnableConfig, *, finished: bool = False
+) -> bool:
     """Delete every checkpoint of a finished thread but the latest of its root graph.
 
     Args:
         graph: The graph the thread belongs to, compiled with its checkpointer.
         config: Names the thread (``{"configurable": {"thread_id": ...}}``).
+        finished: The caller knows the thread's last run finished (e.g. its event stream
+            ended with status ``completed`` or ``incomplete``); skips loading the thread's
+            state to check that nothing is pending.
 
     Returns:
         Whether the thread was compacted: False if its run has not finished (something is
         pending: input requests, or steps of a run that failed or was killed), or if the
-        checkpointer is not a SQLite one (``InMemorySaver`` keeps nothing on disk; the
-        Postgres saver stores each unchanged channel value once already).
+        checkpointer is not the synchronous SQLite one. (``InMemorySaver`` and the async
+        and Postgres savers are not compacted: their history grows with the square of a
+        thread's length too, in memory or in the database.)
     """
     checkpointer = graph.checkpointer
     if not isinstance(checkpointer, SqliteSaver):
         return False
-    state = graph.get_state(config)
-    latest = state.config.get("configurable", {}).get("checkpoint_id")
-    if state.next or state.interrupts or latest is None:
-        return False
+    if not finished:
+        state = graph.get_state(config)
+        if state.next or state.interrupts:
+            return False
     thread_id = str(config["configurable"]["thread_id"])
     with checkpointer.lock, checkpointer.conn:
+        row = checkpointer.conn.execute(_LATEST, (thread_id,)).fetchone()
+        if row is None:
+            return False
         for table in ("writes", "checkpoints"):
-            checkpointer.conn.execute(_DELETE_HISTORY.format(table=table), (thread_id, latest))
+            checkpointer.conn.execute(_DELETE_HISTORY.format(table=table), (thread_id, row[0]))
     return True

@@ -149,7 +149,7 @@ class Session:
         if final is None:  # stream_events always ends with one; this guards against a change
             raise RuntimeError("the event stream ended without a final event")
         if final.status in FINISHED and not self.keep_history:
-            compact_thread(self.graph, self.config)
+            compact_thread(self.graph, self.config, finished=True)
         return TurnResult(final, error)
 
 
