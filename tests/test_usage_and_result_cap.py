@@ -137,3 +137,34 @@ def test_a_long_answer_is_cut_for_the_caller_but_kept_whole_in_the_artifact() ->
 def test_a_short_answer_is_not_cut() -> None:
     message = talker_result("short")
     assert "cut" not in message.content and message.content.startswith("short\n\n")
+
+
+def test_the_usage_of_summaries_is_counted_too() -> None:
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    team = AssistantCatalog.from_schemas(
+        [
+            {
+                "name": "talker",
+                "description": "d",
+                "instructions": "i",
+                "summarize_after_tokens": 200,
+                "summary_keep_messages": 1,
+            }
+        ]
+    )
+    models = ScriptedModels(
+        {
+            "talker": [
+                reply("ok", tokens=(10, 1)),
+                reply("the summary", tokens=(7, 3)),
+                reply("fine", tokens=(20, 1)),
+            ]
+        }
+    )
+    graph = build_assistant_graph("talker", team, model=models, checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "long"}}
+    list(stream_events(graph, "word " * 300, config))
+    final = list(stream_events(graph, "more " * 300, config))[-1]
+    assert models.calls("talker")[1].tools == []  # the summarizer's call
+    assert final.usage["total"] == usage(27, 4)  # type: ignore[attr-defined]

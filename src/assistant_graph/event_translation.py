@@ -32,7 +32,7 @@ from assistant_graph.events import (
     ToolCallEvent,
     ToolResultEvent,
 )
-from assistant_graph.model_calls import RETRY_EVENT
+from assistant_graph.model_calls import RETRY_EVENT, USAGE_EVENT
 from assistant_graph.names import assistant_name_from_tool_name, is_sub_assistant_tool_name
 from assistant_graph.state import message_text
 from assistant_graph.subgraph_tool import is_out_of_steps_notice, read_artifact
@@ -166,6 +166,9 @@ class EventTranslator:
         return []
 
     def _custom(self, scope: _Scope, chunk: Any) -> list[AssistantEvent]:
+        if isinstance(chunk, Mapping) and chunk.get(USAGE_EVENT):
+            self.usage.add(scope.path, chunk.get("usage"))
+            return []
         if not isinstance(chunk, Mapping) or not chunk.get(RETRY_EVENT):
             return []
         return [

@@ -34,7 +34,7 @@ from langgraph.types import Send
 
 from assistant_graph.catalog import AssistantCatalog
 from assistant_graph.human import ask_user_tool
-from assistant_graph.model_calls import ModelCaller, RetryPolicy
+from assistant_graph.model_calls import ModelCaller, RetryPolicy, report_usage
 from assistant_graph.models import ModelOverride, resolve_chat_model
 from assistant_graph.names import is_sub_assistant_tool_name, tool_name_from_assistant_name
 from assistant_graph.schema import AssistantSchema
@@ -322,6 +322,7 @@ class _AssistantSteps:
         if request is None or self.summary_model is None:
             return {}
         response = self._caller(state).invoke(self.summary_model, request.prompt, config)
+        report_usage(response)
         return request.update(response)
 
     async def asummarize(self, state: AssistantState, config: RunnableConfig) -> dict[str, Any]:
@@ -330,6 +331,7 @@ class _AssistantSteps:
         if request is None or self.summary_model is None:
             return {}
         response = await self._caller(state).ainvoke(self.summary_model, request.prompt, config)
+        report_usage(response)
         return request.update(response)
 
     def _caller(self, state: AssistantState) -> ModelCaller:

@@ -31,10 +31,20 @@ from tenacity import (
 
 from assistant_graph.errors import ModelCallError
 
-__all__ = ["RETRY_EVENT", "ModelCaller", "RetryPolicy", "is_transient"]
+__all__ = [
+    "RETRY_EVENT",
+    "USAGE_EVENT",
+    "ModelCaller",
+    "RetryPolicy",
+    "is_transient",
+    "report_usage",
+]
 
 RETRY_EVENT = "assistant_graph_retry"
 """Key that marks a retry notice on LangGraph's ``custom`` stream."""
+
+USAGE_EVENT = "assistant_graph_usage"
+"""Key that marks the usage of a model call whose reply is not a thread message."""
 
 TRANSIENT_STATUS_CODES = frozenset({408, 409, 429, 500, 502, 503, 504})
 """HTTP statuses worth retrying: timeouts, conflicts, rate limits, server errors."""
@@ -147,3 +157,11 @@ class ModelCaller:
     def _failure(self, error: Exception, statistics: dict[str, Any]) -> ModelCallError:
         attempts = int(statistics.get("attempt_number", 1))
         return ModelCallError(self.path, error, attempts=attempts)
+
+
+def report_usage(response: BaseMessage) -> None:
+    """Announce the token usage of a model reply that does not become a thread message
+    (a summary), so the event stream's usage totals include it."""
+    usage = getattr(response, "usage_metadata", None)
+    if usage:
+        get_stream_writer()({USAGE_EVENT: True, "usage": dict(usage)})
