@@ -27,6 +27,7 @@ from assistant_graph.testing import (
     ScriptedReply,
     ScriptedToolCall,
     reply,
+    route_by_assistant,
     route_by_system_prompt,
     tool_call,
 )
@@ -123,8 +124,7 @@ def resume_last(assistant: str, message: str) -> Callable[[ChatRequest], Scripte
 def server() -> Iterator[ScriptedOpenAIServer]:
     """The scripted server, routing the example team by system prompt."""
     team = load_assistants(EXAMPLE_ASSISTANTS)
-    markers = {team[name].instructions[:40]: name for name in team}
-    with ScriptedOpenAIServer(router=route_by_system_prompt(markers)) as scripted:
+    with ScriptedOpenAIServer(router=route_by_assistant(team)) as scripted:
         yield scripted
         assert scripted.errors == []
 

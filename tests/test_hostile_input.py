@@ -32,7 +32,7 @@ from assistant_graph.testing import (
     ai,
     call_tool,
     reply,
-    route_by_system_prompt,
+    route_by_assistant,
     tool_call,
 )
 
@@ -193,7 +193,7 @@ def test_the_api_key_never_appears_in_checkpoints_events_logs_or_errors(
     scripted_openai_server: ScriptedOpenAIServer,
 ) -> None:
     server = scripted_openai_server
-    server.router = route_by_system_prompt({team[n].instructions[:40]: n for n in team})
+    server.router = route_by_assistant(team)
     server.script(
         "proxy",
         reply(tool_calls=[tool_call("sub_assistant__writer", message_to_assistant="hi")]),

@@ -19,7 +19,7 @@ from assistant_graph import (
     build_assistant_graph,
     stream_events,
 )
-from assistant_graph.testing import ScriptedOpenAIServer, reply, route_by_system_prompt, tool_call
+from assistant_graph.testing import ScriptedOpenAIServer, reply, route_by_assistant, tool_call
 
 FAST = RetryPolicy(max_attempts=3, initial_delay=0.01, max_delay=0.05, jitter=0)
 CONFIG = {"configurable": {"thread_id": "faults"}}
@@ -33,9 +33,7 @@ def sub(assistant: str, message: str) -> Any:
 def server(
     team: AssistantCatalog, scripted_openai_server: ScriptedOpenAIServer
 ) -> ScriptedOpenAIServer:
-    scripted_openai_server.router = route_by_system_prompt(
-        {team[name].instructions[:40]: name for name in team}
-    )
+    scripted_openai_server.router = route_by_assistant(team)
     return scripted_openai_server
 
 

@@ -16,7 +16,7 @@ from assistant_graph.testing import (
     ScriptedOpenAIServer,
     ScriptedReply,
     reply,
-    route_by_system_prompt,
+    route_by_assistant,
     tool_call,
 )
 
@@ -36,7 +36,7 @@ def resume_last(assistant: str, message: str) -> Any:
 
 
 def team_server(server: ScriptedOpenAIServer, team: AssistantCatalog) -> None:
-    server.router = route_by_system_prompt({team[name].instructions[:40]: name for name in team})
+    server.router = route_by_assistant(team)
 
 
 @pytest.fixture

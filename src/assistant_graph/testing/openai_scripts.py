@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
+from assistant_graph.schema import AssistantSchema
 from assistant_graph.testing._openai_wire import text_of, tiny_png_bytes
 
 # `tiny_png_bytes` is built with the other wire bytes; tests compare images with it, so it
@@ -40,6 +41,7 @@ __all__ = [
     "ScriptedToolCall",
     "Usage",
     "reply",
+    "route_by_assistant",
     "route_by_system_prompt",
     "tiny_png_bytes",
     "tool_call",
@@ -264,3 +266,13 @@ def route_by_system_prompt(mapping: Mapping[str, str]) -> Router:
         raise LookupError(_NO_MARKER.format(markers=list(markers), prompt=prompt))
 
     return route
+
+
+def route_by_assistant(assistants: Mapping[str, AssistantSchema]) -> Router:
+    """Route each request to the assistant whose instructions are its system prompt.
+
+    Pass a catalog: a request from the researcher's model gets the ``"researcher"`` script,
+    whatever model name every assistant uses.
+    """
+    by_length = sorted(assistants.items(), key=lambda item: -len(item[1].instructions))
+    return route_by_system_prompt({schema.instructions.strip(): name for name, schema in by_length})
