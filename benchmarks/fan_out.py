@@ -30,7 +30,7 @@ from langchain_core.runnables import Runnable
 from langchain_openai import ChatOpenAI
 
 from assistant_graph import build_assistant_graph
-from assistant_graph.graph import MAX_CONCURRENCY
+from assistant_graph._graph import MAX_CONCURRENCY
 from assistant_graph.testing import ChatRequest, ScriptedOpenAIServer, ScriptedReply, reply
 from assistant_graph.testing import tool_call as http_tool_call
 from benchmarks.harness import Mode, SectionResult, Target, median, ratio, time_call

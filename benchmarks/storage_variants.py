@@ -30,9 +30,9 @@ from langgraph.channels import DeltaChannel
 from langgraph.graph.message import add_messages
 from langgraph.types import Command
 
-import assistant_graph.graph as graph_module
-import assistant_graph.tool_execution as tool_execution_module
-from assistant_graph.state import AssistantState
+import assistant_graph._graph as graph_module
+import assistant_graph._tool_execution as tool_execution_module
+from assistant_graph._state import AssistantState
 
 __all__ = ["StorageVariant", "applied", "slim_artifact"]
 

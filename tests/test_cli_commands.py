@@ -17,9 +17,9 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from assistant_graph.cli import app
-from assistant_graph.cli.failures import CliFailure, redact_secrets
-from assistant_graph.cli.human_input import describe_request, resume_command
-from assistant_graph.cli.render import (
+from assistant_graph.cli._failures import CliFailure, redact_secrets
+from assistant_graph.cli._human_input import describe_request, resume_command
+from assistant_graph.cli._render import (
     JsonLinesRenderer,
     PlainTreeRenderer,
     RichTreeRenderer,

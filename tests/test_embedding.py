@@ -11,14 +11,9 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.prebuilt import ToolNode, tools_condition
 
-from assistant_graph import (
-    AssistantCatalog,
-    SubAssistantStateData,
-    create_sub_assistant_tool,
-    read_artifact,
-    record_sub_conversation,
-)
-from assistant_graph.state import merge_sub_assistant_states
+from assistant_graph import AssistantCatalog, create_sub_assistant_tool, read_artifact
+from assistant_graph._state import SubAssistantStateData, merge_sub_assistant_states
+from assistant_graph._tool_execution import record_sub_conversation
 from assistant_graph.testing import (
     ModelCall,
     ScriptedChatModel,

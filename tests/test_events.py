@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
-from assistant_graph import (
+from assistant_graph import AssistantCatalog, astream_events, build_assistant_graph, stream_events
+from assistant_graph.events import (
     AgentMessageEvent,
-    AssistantCatalog,
     AssistantEvent,
     ErrorEvent,
     FinalEvent,
@@ -18,9 +18,6 @@ from assistant_graph import (
     TokenEvent,
     ToolCallEvent,
     ToolResultEvent,
-    astream_events,
-    build_assistant_graph,
-    stream_events,
 )
 from assistant_graph.testing import ScriptedModels, ai, call_sub_assistant, call_tool
 

@@ -10,14 +10,9 @@ from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
-from assistant_graph import (
-    AssistantCatalog,
-    FinalEvent,
-    InputRequestEvent,
-    build_assistant_graph,
-    parse_approval,
-    stream_events,
-)
+from assistant_graph import AssistantCatalog, build_assistant_graph, stream_events
+from assistant_graph._human import parse_approval
+from assistant_graph.events import FinalEvent, InputRequestEvent
 from assistant_graph.testing import ModelCall, ScriptedModels, ai, call_sub_assistant, call_tool
 
 CONFIG = {"configurable": {"thread_id": "hitl"}}

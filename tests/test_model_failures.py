@@ -11,14 +11,12 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from assistant_graph import (
     AssistantCatalog,
-    ErrorEvent,
-    FinalEvent,
     ModelCallError,
-    RetryEvent,
     RetryPolicy,
     build_assistant_graph,
     stream_events,
 )
+from assistant_graph.events import ErrorEvent, FinalEvent, RetryEvent
 from assistant_graph.testing import ScriptedOpenAIServer, reply, route_by_assistant, tool_call
 
 FAST = RetryPolicy(max_attempts=3, initial_delay=0.01, max_delay=0.05, jitter=0)
@@ -150,6 +148,6 @@ class _StatusError(Exception):
     ],
 )
 def test_which_failures_are_transient(error: Exception, transient: bool) -> None:
-    from assistant_graph.model_calls import is_transient
+    from assistant_graph._model_calls import is_transient
 
     assert is_transient(error) is transient

@@ -25,7 +25,7 @@ from langchain_core.messages import (
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 
-from assistant_graph.testing.openai_server import (
+from assistant_graph.testing._openai_server import (
     ChatRequest,
     ScriptedOpenAIServer,
     ScriptedReply,

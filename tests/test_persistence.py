@@ -16,7 +16,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from assistant_graph import AssistantCatalog, build_assistant_graph
-from assistant_graph.persistence import (
+from assistant_graph._persistence import (
     CheckpointerError,
     default_database_path,
     describe_database,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import inspect
+import pkgutil
 
 import assistant_graph
-import assistant_graph.errors
+import assistant_graph._errors
 import assistant_graph.testing
 
 
@@ -25,10 +26,10 @@ def test_all_is_sorted_and_every_name_exists() -> None:
 def test_every_public_error_is_exported_and_shares_one_root() -> None:
     errors = {
         name
-        for name, value in vars(assistant_graph.errors).items()
+        for name, value in vars(assistant_graph._errors).items()
         if inspect.isclass(value)
         and issubclass(value, Exception)
-        and value.__module__ == "assistant_graph.errors"
+        and value.__module__ == "assistant_graph._errors"
     }
     assert errors <= set(assistant_graph.__all__)
     for name in errors:
@@ -44,7 +45,6 @@ def test_the_main_entry_points_are_exported() -> None:
         "AssistantSubgraphArgs",
         "AssistantSubgraphArtifact",
         "AssistantSubgraphCallTool",
-        "generate_input_content",
         "tool_name_from_assistant_name",
         "assistant_name_from_tool_name",
     ):
@@ -59,3 +59,17 @@ def test_public_functions_have_docstrings() -> None:
         and not inspect.getdoc(getattr(assistant_graph, name))
     ]
     assert undocumented == []
+
+
+PUBLIC_MODULES = {"events", "testing", "studio", "examples", "cli"}
+"""Modules users import by name: event classes, testing support, LangGraph Server graphs
+(``langgraph.json``), the offline examples (notebooks) and the command line."""
+
+
+def test_every_other_module_is_marked_internal() -> None:
+    modules = {info.name for info in pkgutil.iter_modules(assistant_graph.__path__)}
+    assert {name for name in modules if not name.startswith("_")} == PUBLIC_MODULES
+
+
+def test_the_top_level_api_is_small() -> None:
+    assert len(assistant_graph.__all__) <= 30

@@ -7,8 +7,8 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from assistant_graph import AssistantSchema, assistant_json_schema
-from assistant_graph.schema import JSON_SCHEMA_FILENAME
+from assistant_graph import AssistantSchema
+from assistant_graph._schema import JSON_SCHEMA_FILENAME, assistant_json_schema
 
 from .conftest import EXAMPLE_ASSISTANTS
 

@@ -15,11 +15,10 @@ from assistant_graph import (
     SubAssistantToolError,
     assistant_name_from_tool_name,
     create_sub_assistant_tool,
-    generate_input_content,
     tool_name_from_assistant,
     tool_name_from_assistant_name,
 )
-from assistant_graph.sub_assistant_input import payload_state
+from assistant_graph._sub_assistant_input import generate_input_content, payload_state
 from assistant_graph.testing import ScriptedModels
 
 CONVERSATION = [

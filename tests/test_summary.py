@@ -24,10 +24,10 @@ from assistant_graph import (
     build_assistant_graph,
     read_artifact,
 )
-from assistant_graph import summary as summary_module
-from assistant_graph.graph import SUMMARY_PROMPT
-from assistant_graph.sub_assistant_input import INPUT_SUMMARY
-from assistant_graph.summary import SUMMARIZER_INSTRUCTIONS, count_tokens
+from assistant_graph import _summary as summary_module
+from assistant_graph._graph import SUMMARY_PROMPT
+from assistant_graph._sub_assistant_input import INPUT_SUMMARY
+from assistant_graph._summary import SUMMARIZER_INSTRUCTIONS, count_tokens
 from assistant_graph.testing import (
     ModelCall,
     ScriptedModels,

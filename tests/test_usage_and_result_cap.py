@@ -4,14 +4,8 @@ from __future__ import annotations
 
 from langchain_core.messages import AIMessage, ToolMessage
 
-from assistant_graph import (
-    AssistantCatalog,
-    FinalEvent,
-    SubAssistantEndEvent,
-    build_assistant_graph,
-    read_artifact,
-    stream_events,
-)
+from assistant_graph import AssistantCatalog, build_assistant_graph, read_artifact, stream_events
+from assistant_graph.events import FinalEvent, SubAssistantEndEvent
 from assistant_graph.testing import ScriptedModels, ai, call_sub_assistant, call_tool
 
 

@@ -2,7 +2,7 @@
 
 Every event names the assistants from the root to the one that produced it (``path``) and
 the tool call that opened that sub-assistant (``parent_tool_call_id``). They are produced
-by :func:`~assistant_graph.event_stream.stream_events` and rendered by the CLI's live tree
+by :func:`~assistant_graph._event_stream.stream_events` and rendered by the CLI's live tree
 and its ``--json`` output.
 """
 
@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from assistant_graph.usage import UsageSummary
+from assistant_graph._usage import UsageSummary
 
 __all__ = [
     "AgentMessageEvent",

@@ -17,7 +17,7 @@ file of the assistants folder changes.
 Models come from each schema, so ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL`` in the
 server's environment steer them. Importing this module creates no model, so the server
 starts without ``OPENAI_API_KEY``; a run then fails with an
-:class:`~assistant_graph.errors.AssistantConfigError` that names the missing key.
+:class:`~assistant_graph._errors.AssistantConfigError` that names the missing key.
 
 Environment:
     ASSISTANT_GRAPH_ASSISTANTS: The assistants folder (default: ``assistants/`` of the
@@ -42,14 +42,14 @@ from typing import Any, TypeAlias
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 
-from assistant_graph.catalog import (
+from assistant_graph._catalog import (
     DEFAULT_ASSISTANTS_FOLDER,
     YAML_SUFFIXES,
     AssistantCatalog,
     load_assistants,
 )
-from assistant_graph.errors import AssistantConfigError
-from assistant_graph.graph import build_assistant_graph
+from assistant_graph._errors import AssistantConfigError
+from assistant_graph._graph import build_assistant_graph
 
 __all__ = [
     "ASSISTANTS_FOLDER_ENV",

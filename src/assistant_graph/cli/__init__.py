@@ -3,6 +3,6 @@
 ``main`` is the console script; ``app`` is the typer application (for ``CliRunner``).
 """
 
-from assistant_graph.cli.app import app, main
+from assistant_graph.cli._app import app, main
 
 __all__ = ["app", "main"]

@@ -1,5 +1,5 @@
 """``python -m assistant_graph.cli``: the same as the ``assistant-graph`` command."""
 
-from assistant_graph.cli.app import main
+from assistant_graph.cli._app import main
 
 main()

@@ -25,8 +25,8 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 
+from assistant_graph._names import tool_name_from_assistant_name
 from assistant_graph.examples.notebook import example_folder
-from assistant_graph.names import tool_name_from_assistant_name
 from assistant_graph.studio import graph_factory
 from assistant_graph.testing import (
     ChatRequest,

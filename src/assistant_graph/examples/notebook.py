@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from assistant_graph.catalog import DEFAULT_ASSISTANTS_FOLDER
+from assistant_graph._catalog import DEFAULT_ASSISTANTS_FOLDER
 from assistant_graph.events import (
     AgentMessageEvent,
     AssistantEvent,

@@ -3,7 +3,7 @@
 Users test their own assistants offline with these, exactly as this project does.
 """
 
-from assistant_graph.testing.openai_scripts import (
+from assistant_graph.testing._openai_scripts import (
     ChatRequest,
     ImageRequest,
     ScriptedReply,
@@ -15,8 +15,8 @@ from assistant_graph.testing.openai_scripts import (
     tiny_png_bytes,
     tool_call,
 )
-from assistant_graph.testing.openai_server import ScriptedOpenAIServer
-from assistant_graph.testing.scripted_model import (
+from assistant_graph.testing._openai_server import ScriptedOpenAIServer
+from assistant_graph.testing._scripted_model import (
     ModelCall,
     Reply,
     ScriptedChatModel,

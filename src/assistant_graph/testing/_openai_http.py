@@ -3,7 +3,7 @@
 Private to :mod:`assistant_graph.testing`. :class:`ScriptedHTTPServer` serves each
 connection in a daemon thread on 127.0.0.1 and tracks the connections, so the server can
 end and join them when it stops. Its request handler parses each request, asks the owning
-:class:`~assistant_graph.testing.openai_server.ScriptedOpenAIServer` for the answer, and
+:class:`~assistant_graph.testing._openai_server.ScriptedOpenAIServer` for the answer, and
 sends it as JSON, as server-sent events in chunked encoding (optionally dropped part-way),
 or as an OpenAI-style error with ``retry-after-ms`` and, for answers a script could not
 give, ``x-should-retry: false``.
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
+from assistant_graph.testing._openai_scripts import ChatRequest, ImageRequest, ScriptedReply
 from assistant_graph.testing._openai_wire import (
     JSON_CONTENT_TYPE,
     MALFORMED_JSON,
@@ -34,10 +35,9 @@ from assistant_graph.testing._openai_wire import (
     image_body,
     stream_chunks,
 )
-from assistant_graph.testing.openai_scripts import ChatRequest, ImageRequest, ScriptedReply
 
 if TYPE_CHECKING:
-    from assistant_graph.testing.openai_server import ScriptedOpenAIServer
+    from assistant_graph.testing._openai_server import ScriptedOpenAIServer
 
 __all__ = ["HOST", "SCRIPTED_FAILURE", "THREAD_NAME", "Failure", "ScriptedHTTPServer"]
 

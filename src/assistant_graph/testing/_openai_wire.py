@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from assistant_graph.testing.openai_scripts import (
+    from assistant_graph.testing._openai_scripts import (
         ChatRequest,
         ImageRequest,
         ScriptedReply,

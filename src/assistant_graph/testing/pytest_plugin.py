@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from assistant_graph.testing.openai_server import ScriptedOpenAIServer
+from assistant_graph.testing._openai_server import ScriptedOpenAIServer
 
 
 @pytest.fixture

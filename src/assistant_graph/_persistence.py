@@ -27,7 +27,7 @@ import platformdirs
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 
-from assistant_graph.errors import CheckpointerError
+from assistant_graph._errors import CheckpointerError
 
 __all__ = [
     "APP_NAME",

@@ -13,7 +13,7 @@ tool call's span (an AI message with tool calls, then their results; chat APIs r
 tool result whose call is missing), and preferably start at a user message.
 
 This module decides what to summarize and builds the request; the graph's ``summarize``
-node makes the model call (see :mod:`assistant_graph.graph`).
+node makes the model call (see :mod:`assistant_graph._graph`).
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from langchain_core.messages import (
 )
 from langchain_core.messages.utils import count_tokens_approximately
 
-from assistant_graph.schema import AssistantSchema
-from assistant_graph.state import message_text
+from assistant_graph._schema import AssistantSchema
+from assistant_graph._state import message_text
 
 __all__ = [
     "SUMMARIZER_INSTRUCTIONS",

@@ -18,7 +18,12 @@ from typing import Any, TypedDict
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolMessage
 from langgraph.types import Command, Interrupt
 
-from assistant_graph.errors import ModelCallError
+from assistant_graph._errors import ModelCallError
+from assistant_graph._model_calls import RETRY_EVENT, USAGE_EVENT
+from assistant_graph._names import assistant_name_from_tool_name, is_sub_assistant_tool_name
+from assistant_graph._state import message_text
+from assistant_graph._subgraph_tool import is_out_of_steps_notice, read_artifact
+from assistant_graph._usage import UsageTable
 from assistant_graph.events import (
     AgentMessageEvent,
     AssistantEvent,
@@ -32,11 +37,6 @@ from assistant_graph.events import (
     ToolCallEvent,
     ToolResultEvent,
 )
-from assistant_graph.model_calls import RETRY_EVENT, USAGE_EVENT
-from assistant_graph.names import assistant_name_from_tool_name, is_sub_assistant_tool_name
-from assistant_graph.state import message_text
-from assistant_graph.subgraph_tool import is_out_of_steps_notice, read_artifact
-from assistant_graph.usage import UsageTable
 
 __all__ = ["EventTranslator"]
 

@@ -4,7 +4,7 @@ A model call that fails with a transient error (429, 5xx, a timeout, a dropped
 connection) is retried with exponential backoff and jitter (tenacity). Each retry is
 announced on the LangGraph ``custom`` stream, so the event stream shows it as a ``retry``
 event. A failure that persists, or one that is not transient (a bad request, a wrong API
-key), raises :class:`~assistant_graph.errors.ModelCallError` naming the assistant path,
+key), raises :class:`~assistant_graph._errors.ModelCallError` naming the assistant path,
 the cause and the number of attempts. Interrupts pass through untouched.
 """
 
@@ -29,7 +29,7 @@ from tenacity import (
     wait_random,
 )
 
-from assistant_graph.errors import ModelCallError
+from assistant_graph._errors import ModelCallError
 
 __all__ = [
     "RETRY_EVENT",

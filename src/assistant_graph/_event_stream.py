@@ -3,7 +3,7 @@
 They run a graph with LangGraph streaming (``subgraphs=True``, the modes in
 :data:`STREAM_MODES`) and translate each chunk into the events of
 :mod:`assistant_graph.events`. LangGraph namespaces are task ids (``tools:<uuid>``); the
-translator (:mod:`assistant_graph.event_translation`) turns them into assistant paths
+translator (:mod:`assistant_graph._event_translation`) turns them into assistant paths
 (``["proxy", "researcher"]``) by watching which tool call each ``tools`` task runs. Sync and
 async share the translator; only the iteration differs.
 """
@@ -16,7 +16,7 @@ from typing import Any
 from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
 
-from assistant_graph.event_translation import EventTranslator
+from assistant_graph._event_translation import EventTranslator
 from assistant_graph.events import AssistantEvent
 
 __all__ = ["STREAM_MODES", "astream_events", "stream_events"]

@@ -44,8 +44,8 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field
 
-from assistant_graph.names import tool_name_from_assistant_name
-from assistant_graph.schema import AssistantSchema
+from assistant_graph._names import tool_name_from_assistant_name
+from assistant_graph._schema import AssistantSchema
 
 __all__ = [
     "ModelCall",

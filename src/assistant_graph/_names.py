@@ -8,7 +8,7 @@ here alone.
 
 from __future__ import annotations
 
-from assistant_graph.schema import AssistantSchema
+from assistant_graph._schema import AssistantSchema
 
 __all__ = [
     "SUBGRAPH_TOOL_TAG",

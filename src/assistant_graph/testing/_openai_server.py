@@ -12,7 +12,7 @@ up, router failure) also says `x-should-retry: false`, because retrying a test b
 repeats it. Each such problem is recorded in `server.errors`.
 
 The values a test writes and reads (`reply`, `tool_call`, `ChatRequest`, ...) are defined
-in `assistant_graph.testing.openai_scripts` and importable from here too.
+in `assistant_graph.testing._openai_scripts` and importable from here too.
 
 Example:
     ```python
@@ -43,8 +43,7 @@ from assistant_graph.testing._openai_http import (
     Failure,
     ScriptedHTTPServer,
 )
-from assistant_graph.testing._openai_wire import CREATED, text_of
-from assistant_graph.testing.openai_scripts import (
+from assistant_graph.testing._openai_scripts import (
     ChatRequest,
     ImageRequest,
     Responder,
@@ -58,6 +57,7 @@ from assistant_graph.testing.openai_scripts import (
     tiny_png_bytes,
     tool_call,
 )
+from assistant_graph.testing._openai_wire import CREATED, text_of
 
 # Everything but the server is re-exported from `openai_scripts`, where it now lives.
 __all__ = [

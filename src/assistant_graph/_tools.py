@@ -20,7 +20,7 @@ from typing import Any
 from langchain_core.tools import BaseTool
 from langchain_core.tools import tool as as_tool
 
-from assistant_graph.errors import AssistantConfigError
+from assistant_graph._errors import AssistantConfigError
 
 __all__ = ["TOOLS_MODULE_FILENAME", "ToolRegistry", "UnknownToolError", "load_folder_tools"]
 

@@ -17,8 +17,8 @@ from langchain_core.tools import InjectedToolCallId
 from langgraph.prebuilt import InjectedState
 from pydantic import BaseModel, ConfigDict, Field
 
-from assistant_graph.errors import SubAssistantToolError
-from assistant_graph.state import coerce_messages, message_text
+from assistant_graph._errors import SubAssistantToolError
+from assistant_graph._state import coerce_messages, message_text
 
 __all__ = ["AssistantSubgraphArgs", "generate_input_content", "payload_state"]
 

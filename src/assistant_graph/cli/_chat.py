@@ -10,10 +10,10 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
-from assistant_graph.cli.failures import EXIT_OK
-from assistant_graph.cli.human_input import ask_inline
-from assistant_graph.cli.output import Output, report_turn
-from assistant_graph.cli.session import Session
+from assistant_graph.cli._failures import EXIT_OK
+from assistant_graph.cli._human_input import ask_inline
+from assistant_graph.cli._output import Output, report_turn
+from assistant_graph.cli._session import Session
 
 __all__ = ["EXIT_COMMANDS", "RETRY_COMMANDS", "chat_loop"]
 

@@ -18,16 +18,16 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Interrupt
 
-from assistant_graph.catalog import AssistantCatalog, load_assistants
-from assistant_graph.cli.failures import CliFailure
-from assistant_graph.cli.human_input import resume_command
-from assistant_graph.cli.render import EventRenderer
-from assistant_graph.compaction import compact_thread
-from assistant_graph.event_stream import stream_events
+from assistant_graph._catalog import AssistantCatalog, load_assistants
+from assistant_graph._compaction import compact_thread
+from assistant_graph._event_stream import stream_events
+from assistant_graph._graph import build_assistant_graph
+from assistant_graph._models import ModelOverride
+from assistant_graph._persistence import describe_database, open_checkpointer
+from assistant_graph.cli._failures import CliFailure
+from assistant_graph.cli._human_input import resume_command
+from assistant_graph.cli._render import EventRenderer
 from assistant_graph.events import ErrorEvent, FinalEvent
-from assistant_graph.graph import build_assistant_graph
-from assistant_graph.models import ModelOverride
-from assistant_graph.persistence import describe_database, open_checkpointer
 
 __all__ = ["Session", "SessionSettings", "TurnResult", "new_thread_id", "open_session"]
 
@@ -54,12 +54,12 @@ class SessionSettings:
     thread: str | None = None
     """The thread to continue; None starts a new one."""
     db: str | None = None
-    """Where threads are kept (see :func:`~assistant_graph.persistence.open_checkpointer`)."""
+    """Where threads are kept (see :func:`~assistant_graph._persistence.open_checkpointer`)."""
     model: ModelOverride = None
     """Replaces every assistant's model for this run."""
     keep_history: bool = False
     """Keep every checkpoint; by default a finished run's thread is compacted to its
-    latest checkpoint (see :func:`~assistant_graph.compaction.compact_thread`)."""
+    latest checkpoint (see :func:`~assistant_graph._compaction.compact_thread`)."""
 
 
 @dataclass(frozen=True)

@@ -32,22 +32,22 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt.tool_node import ToolCallWithContext
 from langgraph.types import Send
 
-from assistant_graph.catalog import AssistantCatalog
-from assistant_graph.human import ask_user_tool
-from assistant_graph.model_calls import ModelCaller, RetryPolicy, report_usage
-from assistant_graph.models import ModelOverride, resolve_chat_model
-from assistant_graph.names import is_sub_assistant_tool_name, tool_name_from_assistant_name
-from assistant_graph.schema import AssistantSchema
-from assistant_graph.state import AssistantState
-from assistant_graph.sub_assistant_input import payload_state
-from assistant_graph.subgraph_tool import (
+from assistant_graph._catalog import AssistantCatalog
+from assistant_graph._human import ask_user_tool
+from assistant_graph._model_calls import ModelCaller, RetryPolicy, report_usage
+from assistant_graph._models import ModelOverride, resolve_chat_model
+from assistant_graph._names import is_sub_assistant_tool_name, tool_name_from_assistant_name
+from assistant_graph._schema import AssistantSchema
+from assistant_graph._state import AssistantState
+from assistant_graph._sub_assistant_input import payload_state
+from assistant_graph._subgraph_tool import (
     DEFAULT_MAX_DEPTH,
     OUT_OF_STEPS_MARKER,
     AssistantSubgraphCallTool,
     recursion_limit_for,
 )
-from assistant_graph.summary import needs_summary, summary_request, unsummarized_messages
-from assistant_graph.tool_execution import build_tool_node
+from assistant_graph._summary import needs_summary, summary_request, unsummarized_messages
+from assistant_graph._tool_execution import build_tool_node
 
 __all__ = ["AssistantGraphBuilder", "build_assistant_graph", "create_sub_assistant_tool"]
 
@@ -84,7 +84,7 @@ class AssistantGraphBuilder:
     catalog: AssistantCatalog
     """The assistants."""
     model: ModelOverride = None
-    """Replaces every schema's model (see :data:`~assistant_graph.models.ModelOverride`)."""
+    """Replaces every schema's model (see :data:`~assistant_graph._models.ModelOverride`)."""
     max_depth: int = DEFAULT_MAX_DEPTH
     """How many levels of sub-assistant calls may nest below the root."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -219,7 +219,7 @@ def create_sub_assistant_tool(
     state has them, ``summary_of_conversation``, ``steps_remaining``,
     ``sub_assistant_states`` and ``assistant_path``. To resume sub-conversations, give
     the state a ``sub_assistant_states`` key and record results with
-    :func:`~assistant_graph.tool_execution.record_sub_conversation`.
+    :func:`~assistant_graph._tool_execution.record_sub_conversation`.
     """
     builder = AssistantGraphBuilder(
         catalog, model=model, max_depth=max_depth, retry=retry or RetryPolicy()

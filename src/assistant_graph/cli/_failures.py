@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TextIO
 
-from assistant_graph.errors import AssistantConfigError, CheckpointerError, MissingConfigError
+from assistant_graph._errors import AssistantConfigError, CheckpointerError, MissingConfigError
 
 __all__ = [
     "EXIT_CODES_HELP",

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from langgraph.types import Command, Interrupt
 
-from assistant_graph.cli.failures import CliFailure
+from assistant_graph.cli._failures import CliFailure
 
 __all__ = [
     "ask_inline",

@@ -2,7 +2,7 @@
 
 Loading happens in named steps: read documents -> parse schemas -> check names unique ->
 check references (tools, sub-assistants). Every problem found is collected, and one
-:class:`~assistant_graph.errors.AssistantConfigError` lists them all with file and field.
+:class:`~assistant_graph._errors.AssistantConfigError` lists them all with file and field.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import yaml
 from langchain_core.tools import BaseTool
 from pydantic import ValidationError
 
-from assistant_graph.errors import AssistantConfigError, ConfigProblem, MissingConfigError
-from assistant_graph.schema import AssistantSchema
-from assistant_graph.tools import ToolRegistry, UnknownToolError
+from assistant_graph._errors import AssistantConfigError, ConfigProblem, MissingConfigError
+from assistant_graph._schema import AssistantSchema
+from assistant_graph._tools import ToolRegistry, UnknownToolError
 
 __all__ = ["DEFAULT_ASSISTANTS_FOLDER", "AssistantCatalog", "load_assistants"]
 
@@ -32,7 +32,7 @@ class AssistantCatalog(Mapping[str, AssistantSchema]):
     """Validated assistants by name, with the tools they name resolved. Read-only.
 
     Asking for a name the catalog lacks raises
-    :class:`~assistant_graph.errors.MissingConfigError` (a ``KeyError``).
+    :class:`~assistant_graph._errors.MissingConfigError` (a ``KeyError``).
     """
 
     def __init__(

@@ -1,7 +1,7 @@
 """The ``assistant-graph`` command line (typer): run, chat, list, validate, graph, demo.
 
 Each command is a thin layer: it reads its options, opens a
-:class:`~assistant_graph.cli.session.Session` and hands the rest to the modules that
+:class:`~assistant_graph.cli._session.Session` and hands the rest to the modules that
 render (:mod:`.render`), report (:mod:`.output`) and talk with the person
 (:mod:`.human_input`, :mod:`.chat`). Expected failures become one ``error:`` line on
 stderr and an exit code (:mod:`.failures`), never a traceback.
@@ -19,16 +19,17 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from assistant_graph.catalog import DEFAULT_ASSISTANTS_FOLDER, load_assistants
-from assistant_graph.cli.catalog_view import (
+from assistant_graph._catalog import DEFAULT_ASSISTANTS_FOLDER, load_assistants
+from assistant_graph._errors import AssistantConfigError
+from assistant_graph.cli._catalog_view import (
     assistant_rows,
     assistants_table,
     mermaid_flowchart,
     plain_list,
 )
-from assistant_graph.cli.chat import chat_loop
-from assistant_graph.cli.demo import run_demo
-from assistant_graph.cli.failures import (
+from assistant_graph.cli._chat import chat_loop
+from assistant_graph.cli._demo import run_demo
+from assistant_graph.cli._failures import (
     EXIT_CODES_HELP,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
@@ -36,9 +37,8 @@ from assistant_graph.cli.failures import (
     bad_input,
     print_failure,
 )
-from assistant_graph.cli.output import Output, report_turn
-from assistant_graph.cli.session import SessionSettings, open_session
-from assistant_graph.errors import AssistantConfigError
+from assistant_graph.cli._output import Output, report_turn
+from assistant_graph.cli._session import SessionSettings, open_session
 
 __all__ = ["app", "main"]
 

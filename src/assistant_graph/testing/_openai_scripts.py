@@ -5,7 +5,7 @@ A test writes scripts: :class:`ScriptedReply` values (built with :func:`reply` a
 and optionally a :data:`Router` such as :func:`route_by_system_prompt` that picks the
 script of each request. It reads back what the server received: :class:`ChatRequest` and
 :class:`ImageRequest`. The server that plays the scripts is in
-:mod:`assistant_graph.testing.openai_server`.
+:mod:`assistant_graph.testing._openai_server`.
 
 Example:
     ```python
@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-from assistant_graph.schema import AssistantSchema
+from assistant_graph._schema import AssistantSchema
 from assistant_graph.testing._openai_wire import text_of, tiny_png_bytes
 
 # `tiny_png_bytes` is built with the other wire bytes; tests compare images with it, so it

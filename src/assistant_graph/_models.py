@@ -8,8 +8,8 @@ from typing import Any, TypeAlias
 from langchain.chat_models import init_chat_model
 from langchain_core.language_models import BaseChatModel
 
-from assistant_graph.errors import AssistantConfigError
-from assistant_graph.schema import AssistantSchema
+from assistant_graph._errors import AssistantConfigError
+from assistant_graph._schema import AssistantSchema
 
 __all__ = ["ModelOverride", "resolve_chat_model"]
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from rich.table import Table
 
-from assistant_graph.catalog import AssistantCatalog
-from assistant_graph.human import ASK_USER_TOOL_NAME
-from assistant_graph.names import tool_name_from_assistant_name
+from assistant_graph._catalog import AssistantCatalog
+from assistant_graph._human import ASK_USER_TOOL_NAME
+from assistant_graph._names import tool_name_from_assistant_name
 
 __all__ = ["AssistantRow", "assistant_rows", "assistants_table", "mermaid_flowchart", "plain_list"]
 

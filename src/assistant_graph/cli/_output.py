@@ -14,22 +14,22 @@ from typing import TextIO
 
 from rich.console import Console
 
-from assistant_graph.cli.failures import (
+from assistant_graph.cli._failures import (
     EXIT_OK,
     EXIT_RUN_FAILED,
     EXIT_WAITING,
     CliFailure,
     print_failure,
 )
-from assistant_graph.cli.human_input import resume_hint, write_requests
-from assistant_graph.cli.render import (
+from assistant_graph.cli._human_input import resume_hint, write_requests
+from assistant_graph.cli._render import (
     EventRenderer,
     JsonLinesRenderer,
     NullRenderer,
     format_usage,
     tree_renderer,
 )
-from assistant_graph.cli.session import Session, TurnResult
+from assistant_graph.cli._session import Session, TurnResult
 from assistant_graph.events import FinalEvent
 
 __all__ = ["Output", "report_turn"]

@@ -20,7 +20,9 @@ from rich.spinner import Spinner
 from rich.text import Text
 from rich.tree import Tree
 
-from assistant_graph.cli.failures import redact_secrets
+from assistant_graph._names import assistant_name_from_tool_name, is_sub_assistant_tool_name
+from assistant_graph._usage import UsageSummary
+from assistant_graph.cli._failures import redact_secrets
 from assistant_graph.events import (
     AgentMessageEvent,
     AssistantEvent,
@@ -33,8 +35,6 @@ from assistant_graph.events import (
     ToolCallEvent,
     ToolResultEvent,
 )
-from assistant_graph.names import assistant_name_from_tool_name, is_sub_assistant_tool_name
-from assistant_graph.usage import UsageSummary
 
 __all__ = [
     "EventRenderer",

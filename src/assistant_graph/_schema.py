@@ -138,7 +138,7 @@ class AssistantSchema(BaseModel):
         ),
     )
     """Summarize older messages once the part of the conversation the model sees verbatim
-    grows past this many tokens (see :mod:`assistant_graph.summary`); None never does."""
+    grows past this many tokens (see :mod:`assistant_graph._summary`); None never does."""
 
     summary_keep_messages: int = Field(
         default=6,

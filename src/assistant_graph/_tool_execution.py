@@ -9,7 +9,7 @@ arguments and tool exceptions into error tool messages), with one wrapper that
 - records each sub-assistant result's conversation in ``sub_assistant_states`` in the same
   update that adds its tool message, so the two are checkpointed together.
 
-Infrastructure failures (:class:`~assistant_graph.errors.ModelCallError`) and
+Infrastructure failures (:class:`~assistant_graph._errors.ModelCallError`) and
 configuration errors are not turned into tool messages: they end the run.
 """
 
@@ -25,9 +25,9 @@ from langgraph.prebuilt import ToolNode
 from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.types import Command
 
-from assistant_graph.errors import AssistantGraphError, SubAssistantToolError
-from assistant_graph.human import rejection_message, request_approval
-from assistant_graph.subgraph_tool import AssistantSubgraphCallTool
+from assistant_graph._errors import AssistantGraphError, SubAssistantToolError
+from assistant_graph._human import rejection_message, request_approval
+from assistant_graph._subgraph_tool import AssistantSubgraphCallTool
 
 __all__ = ["build_tool_node", "record_sub_conversation"]
 

@@ -20,13 +20,13 @@ from pathlib import Path
 
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 
-from assistant_graph.catalog import AssistantCatalog
-from assistant_graph.cli.failures import EXIT_OK, CliFailure
-from assistant_graph.cli.output import Output, report_turn
-from assistant_graph.cli.session import SessionSettings, open_session
-from assistant_graph.names import tool_name_from_assistant_name
-from assistant_graph.persistence import MEMORY
-from assistant_graph.subgraph_tool import read_artifact
+from assistant_graph._catalog import AssistantCatalog
+from assistant_graph._names import tool_name_from_assistant_name
+from assistant_graph._persistence import MEMORY
+from assistant_graph._subgraph_tool import read_artifact
+from assistant_graph.cli._failures import EXIT_OK, CliFailure
+from assistant_graph.cli._output import Output, report_turn
+from assistant_graph.cli._session import SessionSettings, open_session
 from assistant_graph.testing import ModelCall, ScriptedModels, ai, call_sub_assistant, call_tool
 
 __all__ = ["DEMO_QUESTIONS", "DEMO_TEAM", "run_demo", "scripted_team"]

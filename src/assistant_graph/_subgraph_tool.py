@@ -1,8 +1,8 @@
 """The sub-assistant tool: calling another assistant as a recursive subgraph.
 
 Every callable assistant becomes a tool ``sub_assistant__<name>`` (the naming rule is in
-:mod:`assistant_graph.names`). The model sees four arguments of
-:class:`~assistant_graph.sub_assistant_input.AssistantSubgraphArgs`; the caller's messages,
+:mod:`assistant_graph._names`). The model sees four arguments of
+:class:`~assistant_graph._sub_assistant_input.AssistantSubgraphArgs`; the caller's messages,
 step budget, summary, sub-conversations and path are injected from the caller's graph state
 and hidden from it. Calling the tool runs the sub-assistant's graph with the caller's config,
 so callbacks, streaming and the checkpointer reach inside at any depth, and returns the
@@ -26,8 +26,8 @@ from langchain_core.runnables.config import patch_config
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field, ValidationError
 
-from assistant_graph.errors import MissingSubgraphDataError, SubAssistantToolError
-from assistant_graph.names import (
+from assistant_graph._errors import MissingSubgraphDataError, SubAssistantToolError
+from assistant_graph._names import (
     SUB_ASSISTANT_PREFIX,
     SUBGRAPH_TOOL_TAG,
     assistant_name_from_tool_name,
@@ -35,10 +35,10 @@ from assistant_graph.names import (
     tool_name_from_assistant,
     tool_name_from_assistant_name,
 )
-from assistant_graph.schema import AssistantSchema
-from assistant_graph.state import SubAssistantStateData, coerce_messages, message_text
-from assistant_graph.sub_assistant_input import AssistantSubgraphArgs, generate_input_content
-from assistant_graph.usage import UsageSummary, usage_of_messages
+from assistant_graph._schema import AssistantSchema
+from assistant_graph._state import SubAssistantStateData, coerce_messages, message_text
+from assistant_graph._sub_assistant_input import AssistantSubgraphArgs, generate_input_content
+from assistant_graph._usage import UsageSummary, usage_of_messages
 
 # The tool-name rules, the tool's arguments and ``message_text`` moved to their own modules;
 # they stay importable from here, as they were.
@@ -107,7 +107,7 @@ class AssistantSubgraphArtifact(TypedDict):
     """What is needed to resume the conversation later. The caller's graph moves it into
     ``sub_assistant_states[uid]``, so the tool message it keeps in its thread carries None
     here: the sub-conversation is stored once, not once per call (see
-    :func:`~assistant_graph.tool_execution.record_sub_conversation`)."""
+    :func:`~assistant_graph._tool_execution.record_sub_conversation`)."""
     subgraph_uid: str
     """The conversation uid, to pass back as ``resume_conversation_uid``."""
     assistant: str
