@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.utils.function_calling import convert_to_openai_tool
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Send
 
 from assistant_graph import (
     SUB_ASSISTANT_PREFIX,
@@ -14,12 +14,13 @@ from assistant_graph import (
     AssistantSubgraphArgs,
     SubAssistantToolError,
     assistant_name_from_tool_name,
+    build_assistant_graph,
     create_sub_assistant_tool,
     tool_name_from_assistant,
     tool_name_from_assistant_name,
 )
-from assistant_graph._sub_assistant_input import generate_input_content, payload_state
-from assistant_graph.testing import ScriptedModels
+from assistant_graph._sub_assistant import generate_input_content
+from assistant_graph.testing import ScriptedModels, ai, call_sub_assistant
 
 CONVERSATION = [
     HumanMessage("What is the radius of Mars?"),
@@ -140,56 +141,36 @@ def test_input_can_be_generated_from_a_plain_dict() -> None:
 
 
 class TestWhatACallsTaskCarries:
-    """Each tool call's task input is checkpointed, so it carries only what the call uses."""
+    """Each tool call's task input is checkpointed, so it carries the call and nothing else:
+    the tools step reads the caller's state itself when it runs."""
 
-    STATE: ClassVar[dict[str, Any]] = {
-        "messages": [*CONVERSATION, HumanMessage("Now write it up.")],
-        "sub_assistant_states": {
-            "w-1": {"assistant": "writer", "messages": [HumanMessage("x")]},
-            "r-1": {"assistant": "researcher", "messages": [HumanMessage("y")]},
-        },
-        "steps_remaining": 3,
-        "assistant_path": ["proxy"],
-    }
-
-    def call(self, **args: Any) -> dict[str, Any]:
-        return {
-            "name": "sub_assistant__writer",
-            "id": "c2",
-            "args": {"message_to_assistant": "Go.", **args},
-        }
-
-    def test_only_forwarded_messages_the_calling_message_and_the_resumed_conversation(self) -> None:
-        state = payload_state(
-            self.STATE,
-            self.call(
-                pass_num_previous_messages=1, pass_contexts=["c1"], resume_conversation_uid="w-1"
-            ),
+    def test_a_checkpointed_tool_task_is_the_tool_call_alone(self, team: AssistantCatalog) -> None:
+        models = ScriptedModels(
+            {
+                "proxy": [
+                    ai(tool_calls=[call_sub_assistant("writer", "Draft.", id="w1")]),
+                    ai(
+                        tool_calls=[
+                            call_sub_assistant("writer", "Again.", id="w2", pass_contexts=["w1"])
+                        ]
+                    ),
+                    "done",
+                ],
+                "writer": ["draft " * 200, "again"],
+            }
         )
-        kinds = [(type(m).__name__, m.content) for m in state["messages"]]
-        assert kinds == [
-            ("ToolMessage", "Mars' mean radius is 3389.5 km."),
-            ("AIMessage", ""),  # the message that made call c2
-            ("HumanMessage", "Now write it up."),
+        saver = InMemorySaver()
+        graph = build_assistant_graph("proxy", team, model=models, checkpointer=saver)
+        config = {"configurable": {"thread_id": "payload"}}
+        graph.invoke({"messages": [HumanMessage("Write.")]}, config)
+        sends = [
+            value
+            for checkpoint in saver.list(config)
+            for _, _, value in checkpoint.pending_writes or []
+            if isinstance(value, Send)
         ]
-        assert list(state["sub_assistant_states"]) == ["w-1"]
-        assert state["steps_remaining"] == 3 and state["assistant_path"] == ["proxy"]
-
-    def test_the_input_built_from_it_is_the_same_as_from_the_whole_state(self) -> None:
-        call = self.call(pass_num_previous_messages=2, pass_contexts=["c2", "c1"])
-        whole = generate_input_content(
-            args(parent_conv_messages=self.STATE["messages"], **call["args"])
-        )
-        trimmed_messages = payload_state(self.STATE, call)["messages"]
-        assert (
-            generate_input_content(args(parent_conv_messages=trimmed_messages, **call["args"]))
-            == whole
-        )
-
-    def test_arguments_that_will_be_refused_keep_the_whole_state_for_the_error(self) -> None:
-        for bad in (
-            {"pass_contexts": ["nope"]},
-            {"resume_conversation_uid": "nope"},
-            {"pass_num_previous_messages": -1},
-        ):
-            assert payload_state(self.STATE, self.call(**bad)) == self.STATE
+        assert {send.node for send in sends} == {"tools"}
+        assert sorted(send.arg[0]["id"] for send in sends) == ["w1", "w2"]
+        for send in sends:
+            [call] = send.arg
+            assert set(call) <= {"name", "args", "id", "type"}

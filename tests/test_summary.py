@@ -26,7 +26,7 @@ from assistant_graph import (
 )
 from assistant_graph import _summary as summary_module
 from assistant_graph._graph import SUMMARY_PROMPT
-from assistant_graph._sub_assistant_input import INPUT_SUMMARY
+from assistant_graph._sub_assistant import INPUT_SUMMARY
 from assistant_graph._summary import SUMMARIZER_INSTRUCTIONS, count_tokens
 from assistant_graph.testing import (
     ModelCall,

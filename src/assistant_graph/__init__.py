@@ -31,8 +31,8 @@ from assistant_graph._names import (
 from assistant_graph._persistence import open_checkpointer
 from assistant_graph._schema import AssistantSchema
 from assistant_graph._state import AssistantState
-from assistant_graph._sub_assistant_input import AssistantSubgraphArgs
-from assistant_graph._subgraph_tool import (
+from assistant_graph._sub_assistant import (
+    AssistantSubgraphArgs,
     AssistantSubgraphArtifact,
     AssistantSubgraphCallTool,
     read_artifact,

@@ -112,10 +112,20 @@ class ModelCallError(AssistantGraphError):
         path: The assistant names from the root to the one whose model call failed.
         cause: The original exception.
         attempts: How many times the call was tried.
+        parent_tool_call_id: The caller's tool call that opened the failing sub-assistant
+            (None for the root), to tell parallel calls of one assistant apart.
     """
 
-    def __init__(self, path: Sequence[str], cause: BaseException, *, attempts: int = 1) -> None:
+    def __init__(
+        self,
+        path: Sequence[str],
+        cause: BaseException,
+        *,
+        attempts: int = 1,
+        parent_tool_call_id: str | None = None,
+    ) -> None:
         self.path = tuple(path)
+        self.parent_tool_call_id = parent_tool_call_id
         self.cause = cause
         self.attempts = attempts
         where = " > ".join(self.path) or "<unknown assistant>"

@@ -1,28 +1,134 @@
 """Streaming a run as assistant events: ``stream_events`` and ``astream_events``.
 
-They run a graph with LangGraph streaming (``subgraphs=True``, the modes in
-:data:`STREAM_MODES`) and translate each chunk into the events of
-:mod:`assistant_graph.events`. LangGraph namespaces are task ids (``tools:<uuid>``); the
-translator (:mod:`assistant_graph._event_translation`) turns them into assistant paths
-(``["proxy", "researcher"]``) by watching which tool call each ``tools`` task runs. Sync and
-async share the translator; only the iteration differs.
+The events are written where things happen (:mod:`._event_source`), on LangGraph's
+``custom`` stream; this module runs the graph with ``subgraphs=True`` and
+
+* decodes those events (:meth:`~assistant_graph.events.AssistantEvent.from_dict`),
+* turns the ``messages`` stream's chunks of answering model calls into ``token`` events,
+* sums the token usage records per path, and
+* ends with the ``final`` event: the root assistant's last text, the status (waiting for
+  input, out of steps, completed, failed) and the usage.
+
+It knows nothing of LangGraph task ids or node names: every event says who produced it.
+Sync and async share the translator; only the iteration differs.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import dataclasses
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 
-from assistant_graph._event_translation import EventTranslator
-from assistant_graph.events import AssistantEvent
+from assistant_graph._errors import ModelCallError
+from assistant_graph._event_source import SOURCE, SOURCE_KEY, USAGE_TYPE, token_origin
+from assistant_graph._state import message_text
+from assistant_graph._usage import UsageTable
+from assistant_graph.events import (
+    AgentMessageEvent,
+    AssistantEvent,
+    ErrorEvent,
+    FinalEvent,
+    InputRequestEvent,
+    TokenEvent,
+)
 
-__all__ = ["STREAM_MODES", "astream_events", "stream_events"]
+__all__ = ["STREAM_MODES", "EventTranslator", "astream_events", "stream_events"]
 
-STREAM_MODES = ("updates", "messages", "tasks", "custom")
-"""The LangGraph stream modes the event stream is built from."""
+STREAM_MODES = ("custom", "messages", "values")
+"""The LangGraph stream modes the event stream is built from: our events, the streamed
+tokens, and the root's state (whether it stopped incomplete)."""
+
+
+@dataclass
+class EventTranslator:
+    """Turns LangGraph stream items (``subgraphs=True``) into assistant events."""
+
+    root: str
+    """The root assistant's name."""
+    thread_id: str | None = None
+    """The thread id, for the final event."""
+    usage: UsageTable = field(default_factory=UsageTable)
+    """Token usage seen so far, per path."""
+    _last_root_text: str = ""
+    _interrupted: bool = False
+    _incomplete: bool = False
+    _error: ErrorEvent | None = None
+
+    def translate(self, namespace: Sequence[str], mode: str, chunk: Any) -> list[AssistantEvent]:
+        """The events of one ``(namespace, mode, chunk)`` item of the stream."""
+        if mode == "custom":
+            return self._custom(chunk)
+        if mode == "messages":
+            return self._token(*chunk)
+        if mode == "values" and not namespace and isinstance(chunk, Mapping):
+            self._incomplete = bool(chunk.get("incomplete"))
+        return []
+
+    def final(self) -> FinalEvent:
+        """The final event, after the stream ended."""
+        if self._interrupted:
+            status = "interrupted"
+        else:
+            status = "incomplete" if self._incomplete else "completed"
+        return FinalEvent(
+            path=(self.root,),
+            content=self._last_root_text,
+            thread_id=self.thread_id,
+            status=status,
+            usage=self.usage.summary(),
+        )
+
+    def error(self, error: BaseException) -> list[AssistantEvent]:
+        """The error event and the final event of a run that raised ``error``.
+
+        A model call that failed announced where (its ``error`` event); that event is
+        given here, with the exception attached. Any other exception is the root's.
+        """
+        failure = self._error if isinstance(error, ModelCallError) else None
+        if failure is None and isinstance(error, ModelCallError):
+            failure = ErrorEvent(
+                path=error.path,
+                parent_tool_call_id=error.parent_tool_call_id,
+                message="",
+                error_type="",
+            )
+        if failure is None:
+            failure = ErrorEvent(path=(self.root,), message="", error_type="")
+        failure = dataclasses.replace(
+            failure, error_type=type(error).__name__, message=str(error), exception=error
+        )
+        return [failure, dataclasses.replace(self.final(), status="error")]
+
+    def _custom(self, chunk: Any) -> list[AssistantEvent]:
+        if not isinstance(chunk, Mapping) or chunk.get(SOURCE_KEY) != SOURCE:
+            return []
+        if chunk.get("type") == USAGE_TYPE:
+            self.usage.add(chunk.get("path") or (self.root,), chunk.get("usage"))
+            return []
+        event = AssistantEvent.from_dict(chunk)
+        return self._seen(event)
+
+    def _seen(self, event: AssistantEvent) -> list[AssistantEvent]:
+        """Note what the final event needs; hold back a failure until the run ends."""
+        if isinstance(event, ErrorEvent):
+            self._error = self._error or event
+            return []
+        if isinstance(event, InputRequestEvent):
+            self._interrupted = True
+        elif isinstance(event, AgentMessageEvent) and event.path == (self.root,):
+            self._last_root_text = event.content
+        return [event]
+
+    def _token(self, message: BaseMessage, metadata: Mapping[str, Any]) -> list[AssistantEvent]:
+        origin = token_origin(metadata) if isinstance(message, AIMessageChunk) else None
+        text = message_text(message) if origin is not None else ""
+        if origin is None or not text:
+            return []
+        return [TokenEvent(**origin.fields(), text=text, message_id=message.id)]
 
 
 def _graph_input(input: Any) -> Any:
@@ -31,14 +137,10 @@ def _graph_input(input: Any) -> Any:
     return input
 
 
-def _thread_id(config: RunnableConfig | None) -> str | None:
-    configurable = (config or {}).get("configurable") or {}
-    value = configurable.get("thread_id")
-    return None if value is None else str(value)
-
-
 def _translator(graph: Any, config: RunnableConfig | None) -> EventTranslator:
-    return EventTranslator(graph.name, _thread_id(config))
+    configurable = (config or {}).get("configurable") or {}
+    thread_id = configurable.get("thread_id")
+    return EventTranslator(graph.name, None if thread_id is None else str(thread_id))
 
 
 def stream_events(
@@ -53,9 +155,10 @@ def stream_events(
         config: The run config, e.g. ``{"configurable": {"thread_id": "1"}}``.
 
     Yields:
-        Events; the last is always a :class:`FinalEvent`. A failed run yields an
-        :class:`ErrorEvent` (carrying the exception) and a final event with status
-        ``error`` instead of raising.
+        Events (:mod:`assistant_graph.events`); the last is always a
+        :class:`~assistant_graph.events.FinalEvent`. A failed run yields an
+        :class:`~assistant_graph.events.ErrorEvent` (carrying the exception) and a final
+        event with status ``error`` instead of raising.
 
     Example:
         >>> for event in stream_events(graph, "How wide is Mars?", config):  # doctest: +SKIP

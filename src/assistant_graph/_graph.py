@@ -23,42 +23,35 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
-from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolCall, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolMessage
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.prebuilt.tool_node import ToolCallWithContext
 from langgraph.types import Send
 
+from assistant_graph import _budget
 from assistant_graph._catalog import AssistantCatalog
+from assistant_graph._event_source import (
+    Origin,
+    answering_config,
+    publish_messages,
+    quiet_config,
+)
 from assistant_graph._human import ask_user_tool
-from assistant_graph._model_calls import ModelCaller, RetryPolicy, report_usage
+from assistant_graph._model_calls import ModelCaller, RetryPolicy
 from assistant_graph._models import ModelOverride, resolve_chat_model
-from assistant_graph._names import is_sub_assistant_tool_name, tool_name_from_assistant_name
+from assistant_graph._names import tool_name_from_assistant_name
 from assistant_graph._schema import AssistantSchema
 from assistant_graph._state import AssistantState
-from assistant_graph._sub_assistant_input import payload_state
-from assistant_graph._subgraph_tool import (
-    DEFAULT_MAX_DEPTH,
-    OUT_OF_STEPS_MARKER,
-    AssistantSubgraphCallTool,
-    recursion_limit_for,
-)
+from assistant_graph._sub_assistant import DEFAULT_MAX_DEPTH, AssistantSubgraphCallTool
 from assistant_graph._summary import needs_summary, summary_request, unsummarized_messages
 from assistant_graph._tool_execution import build_tool_node
 
 __all__ = ["AssistantGraphBuilder", "build_assistant_graph", "create_sub_assistant_tool"]
 
 SUMMARY_PROMPT = "Summary of the earlier conversation:\n{summary}"
-NOT_RUN_TEXT = (
-    "Not run: the step budget of this run was used up before this tool call could be made."
-)
-OUT_OF_STEPS_TEXT = (
-    "I could not finish: I used all {steps} model calls this run allowed. "
-    "Ask me to continue to pick up where I stopped."
-)
 
 MAX_CONCURRENCY = 64
 """Tasks a superstep may run at once. LangGraph's default thread pool for sync runs has
@@ -138,7 +131,7 @@ class AssistantGraphBuilder:
             retry=self.retry,
         )
         compiled = builder.compile(checkpointer=checkpointer, name=name)
-        limit = recursion_limit_for(
+        limit = _budget.recursion_limit_for(
             schema.max_steps, summarizes=schema.summarize_after_tokens is not None
         )
         return compiled.with_config(recursion_limit=limit, max_concurrency=MAX_CONCURRENCY)
@@ -261,7 +254,10 @@ def _wire(
     else:
         builder.add_edge(NODE_BEGIN, NODE_AGENT)
     if tools:
-        builder.add_node(NODE_TOOLS, build_tool_node(tools, require_approval=require_approval))
+        builder.add_node(
+            NODE_TOOLS,
+            build_tool_node(tools, assistant=schema.name, require_approval=require_approval),
+        )
         builder.add_edge(NODE_TOOLS, before_model)
         destinations.append(NODE_TOOLS)
     builder.add_conditional_edges(NODE_AGENT, steps.route_after_model, destinations)
@@ -296,10 +292,10 @@ class _AssistantSteps:
 
     def begin(self, state: AssistantState) -> dict[str, Any]:
         """Start a run: its step budget, the assistant path, and a clear incomplete flag."""
-        limit = state.get("step_limit")
-        budget = self.schema.max_steps if limit is None else min(limit, self.schema.max_steps)
+        budget = _budget.run_budget(self.schema.max_steps, state.get("step_limit"))
         return {
             "steps_remaining": budget,
+            "step_budget": budget,
             "step_limit": None,
             "assistant_path": state.get("assistant_path") or [self.schema.name],
             "incomplete": False,
@@ -307,12 +303,18 @@ class _AssistantSteps:
 
     def call_model(self, state: AssistantState, config: RunnableConfig) -> dict[str, Any]:
         """One model call (sync)."""
-        response = self._caller(state).invoke(self.model, self._prompt(state), config)
+        caller = self._caller(state)
+        response = caller.invoke(
+            self.model, self._prompt(state), answering_config(config, caller.origin)
+        )
         return self._after_model(state, response)
 
     async def acall_model(self, state: AssistantState, config: RunnableConfig) -> dict[str, Any]:
         """One model call (async)."""
-        response = await self._caller(state).ainvoke(self.model, self._prompt(state), config)
+        caller = self._caller(state)
+        response = await caller.ainvoke(
+            self.model, self._prompt(state), answering_config(config, caller.origin)
+        )
         return self._after_model(state, response)
 
     def summarize(self, state: AssistantState, config: RunnableConfig) -> dict[str, Any]:
@@ -321,8 +323,9 @@ class _AssistantSteps:
         request = summary_request(state, self.schema)
         if request is None or self.summary_model is None:
             return {}
-        response = self._caller(state).invoke(self.summary_model, request.prompt, config)
-        report_usage(response)
+        response = self._caller(state).invoke(
+            self.summary_model, request.prompt, quiet_config(config)
+        )
         return request.update(response)
 
     async def asummarize(self, state: AssistantState, config: RunnableConfig) -> dict[str, Any]:
@@ -330,13 +333,14 @@ class _AssistantSteps:
         request = summary_request(state, self.schema)
         if request is None or self.summary_model is None:
             return {}
-        response = await self._caller(state).ainvoke(self.summary_model, request.prompt, config)
-        report_usage(response)
+        response = await self._caller(state).ainvoke(
+            self.summary_model, request.prompt, quiet_config(config)
+        )
         return request.update(response)
 
     def _caller(self, state: AssistantState) -> ModelCaller:
         """Model calls of this run: retried when transient, else ModelCallError with the path."""
-        return ModelCaller(_path(state, self.schema), self.retry)
+        return ModelCaller(Origin.of(state, self.schema.name), self.retry)
 
     def _prompt(self, state: AssistantState) -> list[BaseMessage]:
         prompt: list[BaseMessage] = [SystemMessage(content=self.schema.instructions)]
@@ -348,7 +352,8 @@ class _AssistantSteps:
         messages: list[BaseMessage] = [response]
         if isinstance(response, AIMessage):
             messages.extend(_invalid_tool_call_results(response))
-        return {"messages": messages, "steps_remaining": state.get("steps_remaining", 1) - 1}
+        publish_messages(Origin.of(state, self.schema.name), messages)
+        return {"messages": messages, "steps_remaining": _budget.spend_step(state)}
 
     def route_after_model(self, state: AssistantState) -> str | list[Send]:
         """Where to go after a model call: end, run the tool calls, retry, or stop."""
@@ -357,21 +362,12 @@ class _AssistantSteps:
         invalid = response.invalid_tool_calls if response else []
         if not calls and not invalid:
             return END
-        if state.get("steps_remaining", 0) <= 0:
+        if _budget.out_of_steps(state):
             return NODE_OUT_OF_STEPS
         if not calls:
             return self.route_to_model(state)
-        return [
-            Send(
-                NODE_TOOLS,
-                ToolCallWithContext(
-                    __type="tool_call_with_context",
-                    tool_call=call,
-                    state=_call_state(state, call),
-                ),
-            )
-            for call in calls
-        ]
+        # The tools node reads the state itself: a task carries nothing but its call.
+        return [Send(NODE_TOOLS, [call]) for call in calls]
 
     def route_to_model(self, state: AssistantState) -> str:
         """Before a model call: summarize first if the conversation has grown too long."""
@@ -381,18 +377,11 @@ class _AssistantSteps:
 
     def out_of_steps(self, state: AssistantState) -> dict[str, Any]:
         """End the run incomplete, first answering every tool call left without a result."""
-        response = _last_ai_message(state["messages"])
-        closing: list[BaseMessage] = [
-            ToolMessage(
-                content=NOT_RUN_TEXT, tool_call_id=call["id"], name=call["name"], status="error"
-            )
-            for call in (response.tool_calls if response else [])
-        ]
-        notice = AIMessage(
-            content=OUT_OF_STEPS_TEXT.format(steps=self.schema.max_steps),
-            response_metadata={OUT_OF_STEPS_MARKER: True},
-        )
-        return {"messages": [*closing, notice], "incomplete": True}
+        closing = _budget.not_run_results(_last_ai_message(state["messages"]))
+        budget = state.get("step_budget") or self.schema.max_steps
+        messages = [*closing, _budget.out_of_steps_notice(budget)]
+        publish_messages(Origin.of(state, self.schema.name), messages)
+        return {"messages": messages, "incomplete": True}
 
 
 def _invalid_tool_call_results(response: AIMessage) -> list[ToolMessage]:
@@ -411,19 +400,8 @@ def _invalid_tool_call_results(response: AIMessage) -> list[ToolMessage]:
     ]
 
 
-def _call_state(state: AssistantState, call: ToolCall) -> dict[str, Any]:
-    """The state a tool call's task receives: trimmed for sub-assistant calls."""
-    if is_sub_assistant_tool_name(call["name"]):
-        return payload_state(state, call)
-    return dict(state)
-
-
 def _last_ai_message(messages: Sequence[BaseMessage]) -> AIMessage | None:
     for message in reversed(messages):
         if isinstance(message, AIMessage):
             return message
     return None
-
-
-def _path(state: AssistantState, schema: AssistantSchema) -> list[str]:
-    return list(state.get("assistant_path") or [schema.name])

@@ -15,8 +15,12 @@ from typing import Annotated, Any, Literal, TypedDict
 
 from langchain_core.messages import ToolCall, ToolMessage
 from langchain_core.tools import BaseTool, InjectedToolCallId, tool
+from langgraph.errors import GraphInterrupt
 from langgraph.prebuilt import InjectedState
 from langgraph.types import interrupt
+
+from assistant_graph._event_source import Origin, emit
+from assistant_graph.events import InputRequestEvent
 
 __all__ = [
     "ASK_USER_TOOL_NAME",
@@ -31,6 +35,10 @@ ASK_USER_TOOL_NAME = "ask_user"
 """Name of the built-in tool an assistant with ``ask_user: true`` gets."""
 
 APPROVAL_QUESTION = "Allow {assistant} to call {tool} with {args}?"
+ASK_USER_DESCRIPTION = (
+    "Ask the person you are working for a question and wait for the answer. Use it when you "
+    "cannot go on without information or a decision only they have."
+)
 REJECTED_TEXT = "The person did not approve this call to {tool}{reason}. Do not retry it; "
 REJECTED_TEXT += "continue without it or ask what to do instead."
 _YES = {"y", "yes", "ok", "approve", "approved", "allow", "true"}
@@ -66,14 +74,13 @@ class Approval:
 def ask_user_tool() -> BaseTool:
     """The built-in ``ask_user`` tool: asks the person and returns the answer."""
 
-    @tool(ASK_USER_TOOL_NAME)
+    @tool(ASK_USER_TOOL_NAME, description=ASK_USER_DESCRIPTION)
     def ask_user(
         question: str,
         tool_call_id: Annotated[str, InjectedToolCallId],
         assistant_path: Annotated[list[str] | None, InjectedState("assistant_path")] = None,
+        parent_tool_call_id: Annotated[str | None, InjectedState("parent_tool_call_id")] = None,
     ) -> str:
-        """Ask the person you are working for a question and wait for the answer. Use it
-        when you cannot go on without information or a decision only they have."""
         payload = InputRequestPayload(
             kind="question",
             question=question,
@@ -82,14 +89,21 @@ def ask_user_tool() -> BaseTool:
             tool=None,
             args=None,
         )
-        return _answer_text(interrupt(payload))
+        origin = Origin(tuple(assistant_path or ()), parent_tool_call_id)
+        return _answer_text(_ask(payload, origin))
 
     return ask_user
 
 
-def request_approval(call: ToolCall, path: list[str]) -> Approval:
-    """Pause until the person approves or rejects ``call`` (via ``interrupt``)."""
+def request_approval(call: ToolCall, origin: Origin) -> Approval:
+    """Pause until the person approves or rejects ``call`` (via ``interrupt``).
+
+    Args:
+        call: The tool call waiting for approval.
+        origin: The assistant that made it.
+    """
     args = {key: value for key, value in call["args"].items()}
+    path = list(origin.path)
     payload = InputRequestPayload(
         kind="approval",
         question=APPROVAL_QUESTION.format(
@@ -102,7 +116,34 @@ def request_approval(call: ToolCall, path: list[str]) -> Approval:
         tool=call["name"],
         args=args,
     )
-    return parse_approval(interrupt(payload))
+    return parse_approval(_ask(payload, origin))
+
+
+def _ask(payload: InputRequestPayload, origin: Origin) -> Any:
+    """Pause the run with ``payload`` until the person answers; the answer.
+
+    The ``input_request`` event is emitted here, when the run really pauses: ``interrupt``
+    raises the first time and returns the answer when the step runs again on resume.
+    """
+    try:
+        return interrupt(payload)
+    except GraphInterrupt as pause:
+        for request in pause.args[0] if pause.args else ():
+            emit(_input_request_event(payload, origin, request.id))
+        raise
+
+
+def _input_request_event(
+    payload: InputRequestPayload, origin: Origin, request_id: str
+) -> InputRequestEvent:
+    return InputRequestEvent(
+        **origin.fields(),
+        id=request_id,
+        kind=payload["kind"],
+        question=payload["question"],
+        tool=payload["tool"],
+        args=payload["args"],
+    )
 
 
 def parse_approval(answer: Any) -> Approval:

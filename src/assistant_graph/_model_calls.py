@@ -10,14 +10,12 @@ the cause and the number of attempts. Interrupts pass through untouched.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig
-from langgraph.config import get_stream_writer
 from langgraph.errors import GraphBubbleUp
 from tenacity import (
     AsyncRetrying,
@@ -30,21 +28,10 @@ from tenacity import (
 )
 
 from assistant_graph._errors import ModelCallError
+from assistant_graph._event_source import Origin, emit, report_usage
+from assistant_graph.events import ErrorEvent, RetryEvent
 
-__all__ = [
-    "RETRY_EVENT",
-    "USAGE_EVENT",
-    "ModelCaller",
-    "RetryPolicy",
-    "is_transient",
-    "report_usage",
-]
-
-RETRY_EVENT = "assistant_graph_retry"
-"""Key that marks a retry notice on LangGraph's ``custom`` stream."""
-
-USAGE_EVENT = "assistant_graph_usage"
-"""Key that marks the usage of a model call whose reply is not a thread message."""
+__all__ = ["ModelCaller", "RetryPolicy", "is_transient"]
 
 TRANSIENT_STATUS_CODES = frozenset({408, 409, 429, 500, 502, 503, 504})
 """HTTP statuses worth retrying: timeouts, conflicts, rate limits, server errors."""
@@ -88,8 +75,8 @@ def is_transient(error: BaseException) -> bool:
 class ModelCaller:
     """Makes the model calls of one assistant under a retry policy."""
 
-    path: Sequence[str]
-    """The assistant path, for retry notices and errors."""
+    origin: Origin
+    """The assistant making the calls, for its events and errors."""
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     """The retry policy."""
 
@@ -104,7 +91,7 @@ class ModelCaller:
         try:
             for attempt in retrying:
                 with attempt:
-                    return model.invoke(prompt, config)
+                    return self._answered(model.invoke(prompt, config))
         except GraphBubbleUp:
             raise
         except Exception as error:
@@ -122,7 +109,7 @@ class ModelCaller:
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await model.ainvoke(prompt, config)
+                    return self._answered(await model.ainvoke(prompt, config))
         except GraphBubbleUp:
             raise
         except Exception as error:
@@ -142,26 +129,29 @@ class ModelCaller:
             "reraise": True,
         }
 
+    def _answered(self, response: BaseMessage) -> BaseMessage:
+        report_usage(self.origin, getattr(response, "usage_metadata", None))
+        return response
+
     def _announce(self, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
-        notice = {
-            RETRY_EVENT: True,
-            "path": list(self.path),
-            "attempt": state.attempt_number,
-            "max_attempts": self.policy.max_attempts,
-            "wait_seconds": round(state.upcoming_sleep, 3),
-            "error": f"{type(error).__name__}: {error}" if error else "",
-        }
-        get_stream_writer()(notice)
+        emit(
+            RetryEvent(
+                **self.origin.fields(),
+                attempt=state.attempt_number,
+                max_attempts=self.policy.max_attempts,
+                wait_seconds=round(state.upcoming_sleep, 3),
+                error=f"{type(error).__name__}: {error}" if error else "",
+            )
+        )
 
     def _failure(self, error: Exception, statistics: dict[str, Any]) -> ModelCallError:
         attempts = int(statistics.get("attempt_number", 1))
-        return ModelCallError(self.path, error, attempts=attempts)
-
-
-def report_usage(response: BaseMessage) -> None:
-    """Announce the token usage of a model reply that does not become a thread message
-    (a summary), so the event stream's usage totals include it."""
-    usage = getattr(response, "usage_metadata", None)
-    if usage:
-        get_stream_writer()({USAGE_EVENT: True, "usage": dict(usage)})
+        failure = ModelCallError(
+            self.origin.path,
+            error,
+            attempts=attempts,
+            parent_tool_call_id=self.origin.parent_tool_call_id,
+        )
+        emit(ErrorEvent(**self.origin.fields(), message=str(failure), error_type="ModelCallError"))
+        return failure

@@ -63,6 +63,9 @@ class AssistantState(TypedDict):
     """The sub-conversations this assistant has opened, by conversation uid."""
     steps_remaining: NotRequired[int]
     """Model calls this run may still make (set at the start of every run)."""
+    step_budget: NotRequired[int]
+    """The model calls this run started with (``max_steps``, or less if its caller had
+    fewer left); what the notes of an incomplete run state."""
     step_limit: NotRequired[int | None]
     """Input only: a cap on this run's model calls from the caller; consumed at the start."""
     assistant_path: NotRequired[list[str]]

@@ -1,16 +1,22 @@
 """Running an assistant's tool calls: one task per call, errors the model can act on.
 
 Built on LangGraph's ``ToolNode`` (which injects state and turns unknown tools, invalid
-arguments and tool exceptions into error tool messages), with one wrapper that
+arguments and tool exceptions into error tool messages). Each call is sent to the node
+on its own (``Send("tools", [call])``), so parallel calls run as parallel tasks and
+interrupts raised in several of them surface and resume together; the node reads the
+caller's state itself, so nothing but the call is written to the checkpoint. One wrapper
+around every call
 
 - asks the person to approve calls of the tools the schema lists in ``require_approval``
   (a rejection becomes the tool result, and the run goes on),
-- refuses a second call in the same model turn that resumes the same conversation uid, and
 - records each sub-assistant result's conversation in ``sub_assistant_states`` in the same
-  update that adds its tool message, so the two are checkpointed together.
+  update that adds its tool message, so the two are checkpointed together, and
+- announces every result as a ``tool_result`` event.
 
-Infrastructure failures (:class:`~assistant_graph._errors.ModelCallError`) and
-configuration errors are not turned into tool messages: they end the run.
+Exceptions of tools the model can act on become error tool messages here (the one place
+that does it for every tool; the sub-assistant tool reports its own mistakes the same
+way). This package's errors are never turned into tool messages: infrastructure failures
+(:class:`~assistant_graph.ModelCallError`) and configuration errors end the run.
 """
 
 from __future__ import annotations
@@ -19,38 +25,35 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool
 from langgraph.prebuilt import ToolNode
 from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.types import Command
 
-from assistant_graph._errors import AssistantGraphError, SubAssistantToolError
+from assistant_graph._errors import AssistantGraphError
+from assistant_graph._event_source import Origin, publish_messages
 from assistant_graph._human import rejection_message, request_approval
-from assistant_graph._subgraph_tool import AssistantSubgraphCallTool
+from assistant_graph._sub_assistant import record_sub_conversation
 
-__all__ = ["build_tool_node", "record_sub_conversation"]
+__all__ = ["build_tool_node"]
 
-ERROR_DUPLICATE_RESUME = (
-    "Error: another call in this same turn already resumes conversation {uid!r}; a "
-    "conversation can only be continued by one call at a time. Wait for that result, then "
-    "resume again if needed."
-)
 ERROR_TOOL_FAILED = "Error: {error}\nPlease fix your mistakes."
 
 ToolResult = ToolMessage | Command[Any]
 
 
 def build_tool_node(
-    tools: Sequence[BaseTool], *, require_approval: Collection[str] = ()
+    tools: Sequence[BaseTool], *, assistant: str, require_approval: Collection[str] = ()
 ) -> ToolNode:
-    """The ``tools`` node: runs one tool call (sent to it with ``Send``) per task.
+    """The ``tools`` node: runs the tool calls sent to it, each as its own task.
 
     Args:
         tools: The assistant's tools, sub-assistant tools included.
+        assistant: The assistant's name (its path when the state has none).
         require_approval: Names of tools whose calls wait for the person's approval.
     """
-    gate = _ToolCallGate(frozenset(require_approval))
+    gate = _ToolCallGate(assistant, frozenset(require_approval))
     return ToolNode(
         list(tools),
         handle_tool_errors=_tool_error_message,
@@ -59,96 +62,61 @@ def build_tool_node(
     )
 
 
-def record_sub_conversation(result: ToolResult) -> ToolResult:
-    """Turn a sub-assistant tool message into an update that also stores its conversation.
-
-    The conversation moves from the artifact into ``sub_assistant_states[uid]``: the tool
-    message kept in the thread carries ``sub_assistant_state_data=None``, so each
-    sub-conversation is stored once rather than copied into every call's artifact (which
-    made a thread's state, and every checkpoint of it, grow with the square of its turns).
-    Other results pass through unchanged. Use it as (part of) a ``ToolNode``
-    ``wrap_tool_call`` in graphs not built by this package to make sub-conversations
-    resumable there.
-    """
-    if not isinstance(result, ToolMessage) or not isinstance(result.artifact, Mapping):
-        return result
-    data = result.artifact.get("sub_assistant_state_data")
-    if "subgraph_uid" not in result.artifact or data is None:
-        return result
-    kept = result.model_copy(
-        update={"artifact": {**result.artifact, "sub_assistant_state_data": None}}
-    )
-    update = {result.artifact["subgraph_uid"]: data}
-    return Command(update={"messages": [kept], "sub_assistant_states": update})
-
-
 @dataclass(frozen=True)
 class _ToolCallGate:
-    """What happens around every tool call: checks before it, recording after it."""
+    """What happens around every tool call: approval before it, recording after it."""
 
+    assistant: str
+    """The assistant whose tools these are."""
     require_approval: frozenset[str]
+    """Tools whose calls need the person's approval."""
 
     def wrap(
         self, request: ToolCallRequest, execute: Callable[[ToolCallRequest], ToolResult]
     ) -> ToolResult:
+        """Run one tool call (sync)."""
         refusal = self._refusal(request)
-        if refusal is not None:
-            return refusal
-        return record_sub_conversation(execute(request))
+        result = refusal if refusal is not None else record_sub_conversation(execute(request))
+        return self._announced(request, result)
 
     async def awrap(
         self,
         request: ToolCallRequest,
         execute: Callable[[ToolCallRequest], Awaitable[ToolResult]],
     ) -> ToolResult:
+        """Run one tool call (async)."""
         refusal = self._refusal(request)
-        if refusal is not None:
-            return refusal
-        return record_sub_conversation(await execute(request))
+        if refusal is None:
+            return self._announced(request, record_sub_conversation(await execute(request)))
+        return self._announced(request, refusal)
 
     def _refusal(self, request: ToolCallRequest) -> ToolMessage | None:
-        """A result to give instead of running the call, or None to run it."""
-        refusal = _refuse_duplicate_resume(request)
-        if refusal is not None or request.tool_call["name"] not in self.require_approval:
-            return refusal
-        state = request.state if isinstance(request.state, dict) else {}
-        approval = request_approval(request.tool_call, list(state.get("assistant_path") or []))
+        """The result to give instead of running the call (not approved), or None to run it."""
+        if request.tool_call["name"] not in self.require_approval:
+            return None
+        approval = request_approval(request.tool_call, self._origin(request))
         return None if approval.approved else rejection_message(request.tool_call, approval)
 
+    def _announced(self, request: ToolCallRequest, result: ToolResult) -> ToolResult:
+        publish_messages(self._origin(request), _messages_of(result))
+        return result
 
-def _refuse_duplicate_resume(request: ToolCallRequest) -> ToolMessage | None:
-    """An error result if an earlier call of the same turn resumes the same uid."""
-    if not isinstance(request.tool, AssistantSubgraphCallTool):
-        return None
-    call = request.tool_call
-    uid = call["args"].get("resume_conversation_uid")
-    if not uid:
-        return None
-    for earlier in _calls_of_turn(request.state, call["id"]):
-        if earlier["name"].startswith("sub_assistant__") and (
-            earlier["args"].get("resume_conversation_uid") == uid
-        ):
-            return ToolMessage(
-                content=ERROR_DUPLICATE_RESUME.format(uid=uid),
-                tool_call_id=call["id"] or "",
-                name=call["name"],
-                status="error",
-            )
-    return None
+    def _origin(self, request: ToolCallRequest) -> Origin:
+        state = request.state if isinstance(request.state, Mapping) else {}
+        return Origin.of(state, self.assistant)
 
 
-def _calls_of_turn(state: Any, call_id: str | None) -> list[dict[str, Any]]:
-    """The tool calls made before ``call_id`` in the model message that made it."""
-    messages = state.get("messages", []) if isinstance(state, dict) else []
-    for message in reversed(messages):
-        if isinstance(message, AIMessage) and any(c["id"] == call_id for c in message.tool_calls):
-            ids = [c["id"] for c in message.tool_calls]
-            return [dict(c) for c in message.tool_calls[: ids.index(call_id)]]
-    return []
+def _messages_of(result: ToolResult) -> list[ToolMessage]:
+    """The tool messages a result adds (a ``Command`` carries them in its update)."""
+    if isinstance(result, ToolMessage):
+        return [result]
+    update = result.update if isinstance(result.update, Mapping) else {}
+    messages = update.get("messages") or []
+    return [m for m in messages if isinstance(m, ToolMessage)]
 
 
 def _tool_error_message(error: Exception) -> str:
-    """Tool failures the model can act on become text; infrastructure errors propagate."""
-    if isinstance(error, AssistantGraphError) and not isinstance(error, SubAssistantToolError):
+    """Tool failures the model can act on become text; this package's errors propagate."""
+    if isinstance(error, AssistantGraphError):
         raise error
     return ERROR_TOOL_FAILED.format(error=f"{type(error).__name__}: {error}")

@@ -9,6 +9,7 @@ and its ``--json`` output.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -38,6 +39,21 @@ class AssistantEvent:
     """The assistant names from the root to the one that produced the event."""
     parent_tool_call_id: str | None = None
     """The id of the tool call that opened this sub-assistant run (None for the root)."""
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any]) -> AssistantEvent:
+        """The event whose :meth:`to_dict` is ``data`` (unknown keys are ignored).
+
+        Raises:
+            ValueError: If ``data["type"]`` is not an event type.
+        """
+        cls = _EVENT_TYPES.get(str(data.get("type")))
+        if cls is None:
+            raise ValueError(f"not an assistant event type: {data.get('type')!r}")
+        names = {item.name for item in dataclasses.fields(cls) if item.init}
+        values = {key: value for key, value in data.items() if key in names}
+        values["path"] = tuple(values.get("path") or ())
+        return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         """The event as JSON-ready data, ``type`` first."""
@@ -192,3 +208,20 @@ class FinalEvent(AssistantEvent):
     or ``error``."""
     usage: UsageSummary
     """Tokens used in this run, total, per assistant and per path."""
+
+
+_EVENT_TYPES: dict[str, type[AssistantEvent]] = {
+    cls.type: cls
+    for cls in (
+        AgentMessageEvent,
+        TokenEvent,
+        ToolCallEvent,
+        ToolResultEvent,
+        SubAssistantStartEvent,
+        SubAssistantEndEvent,
+        RetryEvent,
+        InputRequestEvent,
+        ErrorEvent,
+        FinalEvent,
+    )
+}

@@ -23,7 +23,7 @@ from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from assistant_graph._catalog import AssistantCatalog
 from assistant_graph._names import tool_name_from_assistant_name
 from assistant_graph._persistence import MEMORY
-from assistant_graph._subgraph_tool import read_artifact
+from assistant_graph._sub_assistant import read_artifact
 from assistant_graph.cli._failures import EXIT_OK, CliFailure
 from assistant_graph.cli._output import Output, report_turn
 from assistant_graph.cli._session import SessionSettings, open_session

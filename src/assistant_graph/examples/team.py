@@ -16,7 +16,7 @@ from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from assistant_graph._catalog import AssistantCatalog
 from assistant_graph._names import tool_name_from_assistant_name
 from assistant_graph._state import message_text
-from assistant_graph._subgraph_tool import final_answer, read_artifact
+from assistant_graph._sub_assistant import final_answer, read_artifact
 from assistant_graph.testing import ModelCall, ScriptedModels, ai, call_sub_assistant, call_tool
 
 __all__ = ["context_and_resume_models", "hitl_models", "hitl_team", "quickstart_models"]
