@@ -17,6 +17,7 @@ from langchain_core.tools import BaseTool
 from pydantic import ValidationError
 
 from assistant_graph._errors import AssistantConfigError, ConfigProblem, MissingConfigError
+from assistant_graph._names import tool_name_from_assistant_name
 from assistant_graph._schema import AssistantSchema
 from assistant_graph._tools import ToolRegistry, UnknownToolError
 
@@ -246,7 +247,7 @@ def _check_approvals(
     schemas: Mapping[str, tuple[str, AssistantSchema]], problems: list[ConfigProblem]
 ) -> None:
     for source, schema in schemas.values():
-        offered = {*schema.tools, *(f"sub_assistant__{sub}" for sub in schema.sub_assistants)}
+        offered = {*schema.tools, *map(tool_name_from_assistant_name, schema.sub_assistants)}
         for index, name in enumerate(schema.require_approval):
             if name not in offered:
                 problems.append(

@@ -8,7 +8,10 @@ here alone.
 
 from __future__ import annotations
 
-from assistant_graph._schema import AssistantSchema
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from assistant_graph._schema import AssistantSchema
 
 __all__ = [
     "SUBGRAPH_TOOL_TAG",

@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from assistant_graph._names import SUB_ASSISTANT_PREFIX
+
 __all__ = [
     "ASSISTANT_NAME_PATTERN",
     "JSON_SCHEMA_FILENAME",
@@ -48,7 +50,7 @@ class AssistantSchema(BaseModel):
 
     name: str = Field(
         pattern=ASSISTANT_NAME_PATTERN,
-        max_length=64 - len("sub_assistant__"),
+        max_length=64 - len(SUB_ASSISTANT_PREFIX),
         description="Unique name of the assistant ([a-z][a-z0-9_]*).",
     )
     """Unique name; callers see it in the tool name ``sub_assistant__<name>``."""
@@ -111,7 +113,7 @@ class AssistantSchema(BaseModel):
     require_approval: list[str] = Field(
         default_factory=list,
         description=(
-            "Tools (from tools, or sub_assistant__<name>) that need the person's approval "
+            f"Tools (from tools, or {SUB_ASSISTANT_PREFIX}<name>) that need the person's approval "
             "before each call runs."
         ),
     )
