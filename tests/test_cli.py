@@ -154,6 +154,19 @@ def script_mars(server: ScriptedOpenAIServer) -> None:
     )
 
 
+ECHOED_KEY = "sk-test-ECHOED-5f0c2a9e71d4b836"
+
+
+def echo_the_key_in_errors(server: ScriptedOpenAIServer, key: str) -> None:
+    """Make every chat request fail with 401 and an error body that carries the API key.
+
+    The route key is the request's Authorization header, and the error body of a scripted
+    failure names the route key, as a careless server or proxy would echo credentials.
+    """
+    server.router = lambda request: request.headers["authorization"]
+    server.script(f"Bearer {key}", lambda request: reply(status=401))
+
+
 class TestRun:
     def test_delegation_prints_the_answer_and_shows_the_nested_activity_on_stderr(
         self, cli: Cli, server: ScriptedOpenAIServer
@@ -239,6 +252,35 @@ class TestRun:
         assert re.search(
             r"^proxy ↻ model call failed \(attempt 1 of \d\), retrying in", outcome.stderr, re.M
         )
+
+    def test_an_error_line_echoing_the_api_key_is_printed_with_the_key_masked(
+        self, cli: Cli, server: ScriptedOpenAIServer
+    ) -> None:
+        echo_the_key_in_errors(server, ECHOED_KEY)
+
+        outcome = cli(*example("run", "proxy", "Hi"), OPENAI_API_KEY=ECHOED_KEY)
+
+        assert {r.route_key for r in server.requests} == {f"Bearer {ECHOED_KEY}"}
+        assert (outcome.code, outcome.stdout) == (1, "")
+        [line] = outcome.error_lines()
+        assert re.fullmatch(
+            r"error: model call of assistant proxy failed( after \d+ attempts)?: "
+            r".*401.*'Bearer \*\*\*'.*",
+            line,
+        ), line
+        assert ECHOED_KEY not in outcome.stdout + outcome.stderr
+
+    def test_json_lines_of_an_error_echoing_the_api_key_do_not_carry_the_key(
+        self, cli: Cli, server: ScriptedOpenAIServer
+    ) -> None:
+        echo_the_key_in_errors(server, ECHOED_KEY)
+
+        outcome = cli(*example("run", "proxy", "Hi", "--json"), OPENAI_API_KEY=ECHOED_KEY)
+
+        assert outcome.code == 1
+        [error] = [event for event in outcome.events() if event["type"] == "error"]
+        assert "'Bearer ***'" in error["message"]
+        assert ECHOED_KEY not in outcome.stdout + outcome.stderr
 
     def test_model_override_from_flag_wins_over_environment(
         self, cli: Cli, server: ScriptedOpenAIServer

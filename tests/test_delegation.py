@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
-from langchain_core.tools import tool
+from langchain_core.tools import BaseTool, tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
@@ -108,67 +111,98 @@ def test_delegation_nests_three_levels_deep(team: AssistantCatalog) -> None:
     assert result["messages"][-1].content == "6779 km."
 
 
-def test_parallel_sub_assistant_calls_in_one_turn_run_concurrently(
-    team: AssistantCatalog,
-) -> None:
-    both_started = threading.Barrier(2, timeout=10)
+def meeting_team(rendezvous: BaseTool, *names: str) -> AssistantCatalog:
+    """boss -> each of ``names``; each sub-assistant has the ``rendezvous`` tool."""
+    schemas: list[dict[str, Any]] = [
+        {"name": "boss", "description": "d", "instructions": "i", "sub_assistants": list(names)}
+    ]
+    for name in names:
+        schemas.append(
+            {
+                "name": name,
+                "description": "d",
+                "instructions": "i",
+                "callable": True,
+                "tools": ["rendezvous"],
+            }
+        )
+    return AssistantCatalog.from_schemas(schemas, tools=[rendezvous])
+
+
+class RunWindows:
+    """A sub-assistant's script that calls ``rendezvous`` first, then reports what it got.
+
+    Each conversation (named by its message) records the monotonic time of its first and
+    last model call: the window in which that sub-assistant ran.
+    """
+
+    def __init__(self) -> None:
+        self.windows: dict[str, list[float]] = {}
+
+    def __call__(self, call: ModelCall) -> Any:
+        task = str(call.messages[1].content)
+        self.windows.setdefault(task, []).append(time.monotonic())
+        if isinstance(call.last_message, HumanMessage):
+            return ai(tool_calls=[call_tool("rendezvous")])
+        return f"{task}: rendezvous said {call.last_message.content}"
+
+    def overlap(self, first: str, second: str) -> bool:
+        """Whether the two conversations' windows (first to last model call) overlap."""
+        (a_start, *_, a_end), (b_start, *_, b_end) = self.windows[first], self.windows[second]
+        return a_start < b_end and b_start < a_end
+
+
+def arrivals(results: list[ToolMessage]) -> list[str]:
+    """What the rendezvous told each sub-assistant, as its answer to the caller shows."""
+    return sorted(re.findall(r"rendezvous said (.*)", m.content)[0] for m in results)
+
+
+def test_parallel_sub_assistant_calls_in_one_turn_run_concurrently() -> None:
+    # A barrier of two only opens when both sub-assistants wait at it at the same time;
+    # run one after the other, the first waits out the timeout and both get an error.
+    both_running = threading.Barrier(2, timeout=10)
 
     @tool
     def rendezvous() -> str:
         """Wait until the other sub-assistant is running too."""
-        both_started.wait()
-        return "met"
+        return f"arrived {both_running.wait()} of 2"
 
-    catalog = AssistantCatalog.from_schemas(
-        [
-            {
-                "name": "boss",
-                "description": "d",
-                "instructions": "i",
-                "sub_assistants": ["left", "right"],
-            },
-            {
-                "name": "left",
-                "description": "d",
-                "instructions": "i",
-                "callable": True,
-                "tools": ["rendezvous"],
-            },
-            {
-                "name": "right",
-                "description": "d",
-                "instructions": "i",
-                "callable": True,
-                "tools": ["rendezvous"],
-            },
-        ],
-        tools=[rendezvous],
-    )
+    script = RunWindows()
     models = ScriptedModels(
         {
             "boss": [
-                ai(
-                    tool_calls=[call_sub_assistant("left", "go"), call_sub_assistant("right", "go")]
-                ),
+                ai(tool_calls=[call_sub_assistant("left", "L"), call_sub_assistant("right", "R")]),
                 "both done",
             ],
-            "left": [ai(tool_calls=[call_tool("rendezvous")]), "left met right"],
-            "right": [ai(tool_calls=[call_tool("rendezvous")]), "right met left"],
+            "left": [script] * 2,
+            "right": [script] * 2,
         }
     )
-    result = build_assistant_graph("boss", catalog, model=models).invoke(
-        {"messages": [HumanMessage("go")]}
-    )
+    result = build_assistant_graph(
+        "boss", meeting_team(rendezvous, "left", "right"), model=models
+    ).invoke({"messages": [HumanMessage("go")]})
+
     left, right = tool_messages(result["messages"])
-    assert left.content.startswith("left met right") and left.name == "sub_assistant__left"
-    assert right.content.startswith("right met left") and right.name == "sub_assistant__right"
+    assert left.name == "sub_assistant__left" and left.content.startswith("L: rendezvous said")
+    assert right.name == "sub_assistant__right" and right.content.startswith("R: rendezvous said")
+    assert arrivals([left, right]) == ["arrived 0 of 2", "arrived 1 of 2"]
+    assert script.overlap("L", "R")
     assert len(result["sub_assistant_states"]) == 2
 
 
-async def test_parallel_calls_also_run_concurrently_when_async(team: AssistantCatalog) -> None:
+async def test_parallel_calls_also_run_concurrently_when_async() -> None:
+    both_running = asyncio.Barrier(2)
+
+    @tool
+    async def rendezvous() -> str:
+        """Wait until the other call is running too."""
+        async with asyncio.timeout(10):  # run one after the other, the first times out
+            return f"arrived {await both_running.wait()} of 2"
+
+    script = RunWindows()
     models = ScriptedModels(
         {
-            "proxy": [
+            "boss": [
                 ai(
                     tool_calls=[
                         call_sub_assistant("writer", "one"),
@@ -177,14 +211,17 @@ async def test_parallel_calls_also_run_concurrently_when_async(team: AssistantCa
                 ),
                 "done",
             ],
-            "writer": [lambda call: f"wrote {call.last_message.content}"] * 2,
+            "writer": [script] * 4,
         }
     )
-    graph = build_assistant_graph("proxy", team, model=models)
+    graph = build_assistant_graph("boss", meeting_team(rendezvous, "writer"), model=models)
     result = await graph.ainvoke({"messages": [HumanMessage("go")]})
+
     first, second = tool_messages(result["messages"])
-    assert first.content.startswith("wrote one")
-    assert second.content.startswith("wrote two")
+    assert first.content.startswith("one: rendezvous said")
+    assert second.content.startswith("two: rendezvous said")
+    assert arrivals([first, second]) == ["arrived 0 of 2", "arrived 1 of 2"]
+    assert script.overlap("one", "two")
     uids = {read_artifact(m)["subgraph_uid"] for m in (first, second)}  # type: ignore[index]
     assert len(uids) == 2 and set(result["sub_assistant_states"]) == uids
 

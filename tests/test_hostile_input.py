@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from langchain_core.messages import ToolMessage
 from langchain_openai import ChatOpenAI
@@ -24,6 +24,7 @@ from assistant_graph import (
     RetryPolicy,
     build_assistant_graph,
     load_assistants,
+    read_artifact,
     stream_events,
 )
 from assistant_graph.testing import (
@@ -68,14 +69,43 @@ values = st.recursive(
     ),
     max_leaves=10,
 )
+valid_documents = st.fixed_dictionaries(
+    {
+        "name": st.sampled_from(["helper", "writer", "a1", "b_2", "c3", "d4", "e5", "f6"]),
+        "description": st.text(min_size=1, max_size=20),
+        "instructions": st.text(min_size=1, max_size=20),
+    },
+    optional={
+        "model": st.sampled_from(["openai:gpt-4o-mini", "ollama:llama3.1"]),
+        "callable": st.booleans(),
+        "max_steps": st.integers(1, 1000),
+    },
+)
+"""Assistant documents valid on their own, so that whole folders sometimes load."""
 documents = st.one_of(
+    valid_documents,
+    st.builds(
+        lambda valid, extra: {**valid, **extra},
+        valid_documents,
+        st.dictionaries(st.sampled_from(FIELDS), values, max_size=2),
+    ),
     st.dictionaries(st.sampled_from(FIELDS), values, max_size=len(FIELDS)),
     values,
 )
+LOADABLE = {"name": "helper", "description": "Helps.", "instructions": "You help."}
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(first=documents, second=documents, raw=st.text(max_size=200))
+@given(
+    first=documents,
+    second=documents,
+    raw=st.one_of(st.text(max_size=200), valid_documents.map(yaml.safe_dump)),
+)
+@example(  # a folder that loads, whatever the random examples do
+    first=LOADABLE,
+    second={**LOADABLE, "name": "writer", "callable": True, "max_steps": 3},
+    raw="name: a1\ndescription: d\ninstructions: i\nmodel: openai:gpt-4o-mini\n",
+)
 def test_any_document_loads_or_raises_a_config_error_naming_the_file(
     first: Any, second: Any, raw: str
 ) -> None:
@@ -92,7 +122,18 @@ def test_any_document_loads_or_raises_a_config_error_naming_the_file(
                 assert problem.file.startswith(str(root))
                 assert problem.message
         else:
-            assert all(name in catalog for name in catalog)
+            # Every file validated: the catalog holds exactly one assistant per file, under
+            # the name the file gives, with the file's description and instructions.
+            files = sorted(root.iterdir())
+            written = {str(file): yaml.safe_load(file.read_text("utf-8")) for file in files}
+            assert sorted(catalog) == sorted(data["name"] for data in written.values())
+            for source, data in written.items():
+                schema = catalog[data["name"]]
+                assert catalog.source_of(data["name"]) == source
+                assert (schema.description, schema.instructions) == (
+                    data["description"],
+                    data["instructions"],
+                )
 
 
 json_values = st.recursive(
@@ -102,18 +143,17 @@ json_values = st.recursive(
     ),
     max_leaves=8,
 )
+SUB_ASSISTANT_ARGUMENTS = (
+    "message_to_assistant",
+    "pass_num_previous_messages",
+    "pass_contexts",
+    "resume_conversation_uid",
+)
+"""The arguments a model may send to a sub-assistant tool."""
 tool_args = st.one_of(
     st.dictionaries(
         st.sampled_from(
-            [
-                "message_to_assistant",
-                "pass_num_previous_messages",
-                "pass_contexts",
-                "resume_conversation_uid",
-                "parent_conv_messages",
-                "sub_assistant_states",
-                "x",
-            ]
+            [*SUB_ASSISTANT_ARGUMENTS, "parent_conv_messages", "sub_assistant_states", "x"]
         ),
         json_values,
         max_size=5,
@@ -146,9 +186,25 @@ def test_any_sub_assistant_tool_arguments_run_or_return_an_error_message(
         {"messages": [("user", "go")]}
     )
     [message] = [m for m in result["messages"] if isinstance(m, ToolMessage)]
-    assert message.status in ("success", "error")
-    if message.status == "success":
+    writer_calls = models.calls("writer")
+    if message.status == "error":
+        # the sub-assistant never starts, and the model is told which argument is wrong:
+        # one it sent, or the required message it left out
+        assert writer_calls == []
+        named = {name for name in SUB_ASSISTANT_ARGUMENTS if name in message.content}
+        assert named, message.content
+        assert named <= {*args, "message_to_assistant"}, message.content
+    else:
+        # the sub-assistant ran once on the message, and its conversation can be resumed
+        assert message.status == "success"
+        [writer_call] = writer_calls
+        assert str(writer_call.last_message.content).startswith(args["message_to_assistant"])
+        artifact = read_artifact(message)
+        assert artifact is not None
+        uid = artifact["subgraph_uid"]
+        assert set(result["sub_assistant_states"]) == {uid}
         assert message.content.startswith("written")
+        assert f'resume_conversation_uid="{uid}"' in message.content
     assert result["messages"][-1].content == "ok"
 
 
@@ -234,5 +290,5 @@ def test_the_api_key_never_appears_in_checkpoints_events_logs_or_errors(
     ]
     for output in outputs:
         assert SECRET not in output
-    stored = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    stored = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
     assert SECRET.encode() not in stored

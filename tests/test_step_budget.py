@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 
 from assistant_graph import AssistantCatalog, build_assistant_graph, read_artifact
 from assistant_graph.testing import ModelCall, ScriptedModels, ai, call_sub_assistant, call_tool
 
-CONFIG = {"configurable": {"thread_id": "budget"}}
+CONFIG: RunnableConfig = {"configurable": {"thread_id": "budget"}}
 
 
 def catalog(proxy_steps: int = 8, researcher_steps: int = 6, calculator_steps: int = 2) -> Any:
@@ -51,7 +53,8 @@ def noop() -> str:
 def assert_every_tool_call_answered(messages: list[BaseMessage]) -> None:
     asked = [c["id"] for m in messages if isinstance(m, AIMessage) for c in m.tool_calls]
     answered = [m.tool_call_id for m in messages if isinstance(m, ToolMessage)]
-    assert sorted(asked) == sorted(answered)
+    # key=str: a ToolCall's id is typed str | None; a None would still fail the comparison.
+    assert sorted(asked, key=str) == sorted(answered)
 
 
 def last_uid(call: ModelCall) -> str:
@@ -108,6 +111,7 @@ def test_budget_exhaustion_at_depth_two_returns_incomplete_then_resume_completes
     artifact = read_artifact(first_calc_result)
     assert artifact is not None
     assert artifact["returning_incomplete"] is True
+    assert isinstance(first_calc_result.content, str)
     assert first_calc_result.content.startswith("Working on it.\n\n[INCOMPLETE] calculator")
     assert f'resume_conversation_uid="{artifact["subgraph_uid"]}"' in first_calc_result.content
     researcher_state = next(iter(result["sub_assistant_states"].values()))
@@ -163,3 +167,35 @@ def test_each_turn_of_a_thread_gets_a_fresh_budget() -> None:
         assert result["steps_remaining"] == 1
         assert result["incomplete"] is False
     assert [m.content for m in result["messages"]] == ["a", "one", "b", "two", "c", "three"]
+
+
+def digging_researcher() -> list[Any]:
+    return [lambda _: ai("Digging.", tool_calls=[call_sub_assistant("calculator", "x")])] * 6
+
+
+@pytest.mark.parametrize(
+    ("proxy_steps", "budget"),
+    [(2, "the one model call"), (4, "all 3 model calls"), (8, "all 6 model calls")],
+)
+def test_incomplete_notes_state_the_budget_the_call_had(proxy_steps: int, budget: str) -> None:
+    team = catalog(proxy_steps=proxy_steps, researcher_steps=6, calculator_steps=1)
+    models = ScriptedModels(
+        {
+            "proxy": [ai(tool_calls=[call_sub_assistant("researcher", "dig")]), "done"],
+            "researcher": digging_researcher(),
+            "calculator": ["1"] * 6,
+        }
+    )
+    result = build_assistant_graph("proxy", team, model=models).invoke(
+        {"messages": [HumanMessage("go")]}
+    )
+    # The proxy spent one call before calling; the researcher gets at most what is left.
+    assert len(models.calls("researcher")) == min(6, proxy_steps - 1)
+    result_message = next(m for m in result["messages"] if isinstance(m, ToolMessage))
+    assert f"[INCOMPLETE] researcher stopped before finishing: it used {budget} it was" in (
+        result_message.content
+    )
+    [researcher_state] = result["sub_assistant_states"].values()
+    assert researcher_state["messages"][-1].content.startswith(
+        f"I could not finish: I used {budget} this run allowed."
+    )

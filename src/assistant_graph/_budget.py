@@ -47,12 +47,12 @@ NOT_RUN_TEXT = (
     "Not run: the step budget of this run was used up before this tool call could be made."
 )
 OUT_OF_STEPS_TEXT = (
-    "I could not finish: I used all {steps} model calls this run allowed. "
+    "I could not finish: I used {budget} this run allowed. "
     "Ask me to continue to pick up where I stopped."
 )
 INCOMPLETE_NOTE = (
-    "[INCOMPLETE] {assistant} stopped before finishing: it used all {steps} model calls it "
-    'was allowed. To let it continue, call {tool} again with resume_conversation_uid="{uid}".'
+    "[INCOMPLETE] {assistant} stopped before finishing: it used {budget} it was allowed. "
+    'To let it continue, call {tool} again with resume_conversation_uid="{uid}".'
 )
 
 
@@ -92,10 +92,15 @@ def not_run_results(response: AIMessage | None) -> list[BaseMessage]:
     ]
 
 
+def _budget_text(steps: int) -> str:
+    """The budget as the notes state it: "all 6 model calls", "the one model call"."""
+    return "the one model call" if steps == 1 else f"all {steps} model calls"
+
+
 def out_of_steps_notice(steps: int) -> AIMessage:
     """The AI message that ends a run which used all ``steps`` model calls it had."""
     return AIMessage(
-        content=OUT_OF_STEPS_TEXT.format(steps=steps),
+        content=OUT_OF_STEPS_TEXT.format(budget=_budget_text(steps)),
         response_metadata={OUT_OF_STEPS_MARKER: True},
     )
 
@@ -107,7 +112,9 @@ def is_out_of_steps_notice(message: BaseMessage) -> bool:
 
 def incomplete_note(*, assistant: str, steps: int, tool: str, uid: str) -> str:
     """What a caller is told when its sub-assistant used all ``steps`` it had."""
-    return INCOMPLETE_NOTE.format(assistant=assistant, steps=steps, tool=tool, uid=uid)
+    return INCOMPLETE_NOTE.format(
+        assistant=assistant, budget=_budget_text(steps), tool=tool, uid=uid
+    )
 
 
 def recursion_limit_for(max_model_calls: int, *, summarizes: bool = False) -> int:

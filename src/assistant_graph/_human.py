@@ -41,7 +41,8 @@ ASK_USER_DESCRIPTION = (
 )
 REJECTED_TEXT = "The person did not approve this call to {tool}{reason}. Do not retry it; "
 REJECTED_TEXT += "continue without it or ask what to do instead."
-_YES = {"y", "yes", "ok", "approve", "approved", "allow", "true"}
+_YES = frozenset({"yes", "y", "ok", "approve", "approved", "allow", "true"})
+"""The closed set of texts that approve a tool call (ASCII, compared lower-cased and stripped)."""
 
 
 class InputRequestPayload(TypedDict):
@@ -147,19 +148,32 @@ def _input_request_event(
 
 
 def parse_approval(answer: Any) -> Approval:
-    """Read a resume value as an approval.
+    """Read a resume value as an approval; only a closed set of answers approves.
 
-    ``True``, ``"yes"``/``"y"``/``"ok"``/``"approve"`` and ``{"approved": true}`` approve;
-    ``False``, ``{"approved": false, "reason": ...}`` and any other text reject (the text
-    becomes the reason the model is told).
+    Approving answers are exactly:
+
+    - ``True``;
+    - the texts ``"yes"``, ``"y"``, ``"ok"``, ``"approve"``, ``"approved"``, ``"allow"``
+      and ``"true"``, in any ASCII letter case, surrounding whitespace ignored;
+    - a mapping whose ``"approved"`` is one of the above (``{"approved": true}``,
+      ``{"approved": "yes"}``); its ``"reason"``, if any, is passed on as a remark.
+
+    Everything else rejects: ``False``, any other text (which becomes the reason the model
+    is told, e.g. ``"no, she is on holiday"``; ``"no"``, ``"false"`` and ``"yes please"``
+    reject too), a mapping whose ``"approved"`` is anything else (``false``, ``"no"``,
+    ``"false"``, ``0``, ``1``, missing; its ``"reason"`` is the reason), and any other
+    value without a reason: ``None``, numbers (``1`` as much as ``0``), lists.
     """
-    if isinstance(answer, bool):
-        return Approval(answer)
     if isinstance(answer, Mapping):
-        reason = answer.get("reason")
-        return Approval(bool(answer.get("approved")), str(reason) if reason else None)
-    text = str(answer).strip()
-    if text.lower() in _YES:
+        value, reason = answer.get("approved"), answer.get("reason")
+        approved = not isinstance(value, Mapping) and parse_approval(value).approved
+        return Approval(approved, str(reason) if reason else None)
+    if answer is True:
+        return Approval(True)
+    if not isinstance(answer, str):
+        return Approval(False)
+    text = answer.strip()
+    if text.isascii() and text.lower() in _YES:
         return Approval(True)
     return Approval(False, text or None)
 

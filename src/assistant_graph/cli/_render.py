@@ -329,10 +329,11 @@ class JsonLinesRenderer:
         self._stream.flush()
 
     def handle(self, event: AssistantEvent) -> None:
-        """Write ``event`` as one JSON line and flush, so readers see it at once."""
+        """Write ``event`` as one JSON line, secrets masked, and flush at once."""
         if isinstance(event, TokenEvent) and not self._tokens:
             return
-        self._stream.write(json.dumps(event.to_dict(), ensure_ascii=False, default=str) + "\n")
+        line = json.dumps(event.to_dict(), ensure_ascii=False, default=str)
+        self._stream.write(redact_secrets(line) + "\n")
         self._stream.flush()
 
 
