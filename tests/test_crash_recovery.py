@@ -6,9 +6,11 @@ from __future__ import annotations
 import signal
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from assistant_graph import build_assistant_graph, load_assistants
@@ -23,9 +25,9 @@ THINKING = 4.0
 """Seconds the calculator's first request takes: the process is killed meanwhile."""
 
 
-def wait_for(condition: object, what: str) -> None:
+def wait_for(condition: Callable[[], bool], what: str) -> None:
     deadline = time.monotonic() + DEADLINE
-    while not condition():  # type: ignore[operator]
+    while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
 
@@ -83,9 +85,11 @@ def test_a_killed_run_continues_reusing_finished_sub_assistants(
         "ToolMessage",
         "AIMessage",
     ]
+    assert isinstance(messages[1], AIMessage)
     asked = [call["id"] for call in messages[1].tool_calls]
     answered = [m.tool_call_id for m in messages if isinstance(m, ToolMessage)]
-    assert sorted(asked) == sorted(answered) and len(set(answered)) == 3
+    # key=str: a ToolCall's id is typed str | None; a None would still fail the comparison.
+    assert sorted(asked, key=str) == sorted(answered) and len(set(answered)) == 3
     assert len({m.id for m in messages}) == len(messages)
     researcher = next(c for c in sub_conversations.values() if c["assistant"] == "researcher")
     [calculator] = researcher["sub_assistant_states"].values()
@@ -97,7 +101,9 @@ def test_a_killed_run_continues_reusing_finished_sub_assistants(
     ]
 
 
-def stored_thread(database: Path, thread: str) -> tuple[list[AIMessage], dict[str, dict]]:
+def stored_thread(
+    database: Path, thread: str
+) -> tuple[list[BaseMessage], dict[str, dict[str, Any]]]:
     """The root messages and sub-conversations of ``thread``, read from the database."""
     with sqlite3.connect(database, check_same_thread=False) as connection:
         graph = build_assistant_graph(

@@ -6,6 +6,7 @@ from typing import Annotated, Any, TypedDict
 
 from langchain.agents import create_agent
 from langchain_core.messages import AnyMessage, HumanMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
@@ -13,7 +14,6 @@ from langgraph.prebuilt import ToolNode, tools_condition
 
 from assistant_graph import AssistantCatalog, create_sub_assistant_tool, read_artifact
 from assistant_graph._state import SubAssistantStateData, merge_sub_assistant_states
-from assistant_graph._tool_execution import record_sub_conversation
 from assistant_graph.testing import (
     ModelCall,
     ScriptedChatModel,
@@ -41,6 +41,7 @@ def test_the_tool_works_in_a_langchain_create_agent(team: AssistantCatalog) -> N
     state_data = artifact["sub_assistant_state_data"]  # nobody recorded it: it stays here
     assert state_data is not None
     assert [m.content for m in state_data["messages"]][-1] == "A haiku about Mars."
+    assert isinstance(answer.content, str)
     assert answer.content.startswith("A haiku about Mars.")
     assert artifact["input"] == (
         "A haiku.\n\nPrevious messages of the conversation:\n[user]: Write about Mars."
@@ -74,14 +75,16 @@ def test_a_hand_built_graph_can_resume_sub_conversations(team: AssistantCatalog)
         "tools",
         ToolNode(
             [writer],
-            wrap_tool_call=lambda request, execute: record_sub_conversation(execute(request)),
+            wrap_tool_call=lambda request, execute: writer.record_sub_conversation(
+                execute(request)
+            ),
         ),
     )
     builder.add_edge(START, "model")
     builder.add_conditional_edges("model", tools_condition, ["tools", END])
     builder.add_edge("tools", "model")
     graph = builder.compile(checkpointer=InMemorySaver())
-    config = {"configurable": {"thread_id": "own"}}
+    config: RunnableConfig = {"configurable": {"thread_id": "own"}}
 
     graph.invoke({"messages": [HumanMessage("title?")]}, config)
     result = graph.invoke({"messages": [HumanMessage("shorter?")]}, config)

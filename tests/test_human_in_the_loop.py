@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import ToolMessage
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
@@ -15,7 +16,7 @@ from assistant_graph._human import parse_approval
 from assistant_graph.events import FinalEvent, InputRequestEvent
 from assistant_graph.testing import ModelCall, ScriptedModels, ai, call_sub_assistant, call_tool
 
-CONFIG = {"configurable": {"thread_id": "hitl"}}
+CONFIG: RunnableConfig = {"configurable": {"thread_id": "hitl"}}
 sent_emails: list[str] = []
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import HumanMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from PIL import Image
 
@@ -26,7 +27,7 @@ from assistant_graph.examples.image_team import CRITIQUES, IMAGE_TEAM_REQUEST
 from assistant_graph.testing import ScriptedOpenAIServer, tiny_png_bytes
 
 FAKE_KEY = "sk-test-not-a-real-key"
-CONFIG = {"configurable": {"thread_id": "images"}}
+CONFIG: RunnableConfig = {"configurable": {"thread_id": "images"}}
 
 
 @dataclass(frozen=True)

@@ -208,6 +208,7 @@ def test_two_calls_resuming_one_conversation_in_one_turn_refuse_the_second(
     )
     result = run(team, models)
     _, longer, shorter = results(result["messages"])
+    assert isinstance(longer.content, str)
     assert longer.status == "success" and longer.content.startswith("longer draft text")
     assert shorter.status == "error"
     assert "already resumes conversation" in shorter.content
@@ -279,6 +280,7 @@ def test_a_failing_tool_is_an_error_message_and_siblings_keep_their_results() ->
     result = run(team, models)
     failed, worked = results(result["messages"])
     assert failed.status == "error" and "RuntimeError: disk on fire" in failed.content
+    assert isinstance(worked.content, str)
     assert worked.status == "success" and worked.content.startswith("worked")
 
 

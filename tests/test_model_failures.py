@@ -6,8 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from langchain_core.runnables import RunnableConfig
 from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.memory import InMemorySaver
+from pydantic import SecretStr
 
 from assistant_graph import (
     AssistantCatalog,
@@ -20,7 +22,7 @@ from assistant_graph.events import ErrorEvent, FinalEvent, RetryEvent
 from assistant_graph.testing import ScriptedOpenAIServer, reply, route_by_assistant, tool_call
 
 FAST = RetryPolicy(max_attempts=3, initial_delay=0.01, max_delay=0.05, jitter=0)
-CONFIG = {"configurable": {"thread_id": "faults"}}
+CONFIG: RunnableConfig = {"configurable": {"thread_id": "faults"}}
 
 
 def sub(assistant: str, message: str) -> Any:
@@ -40,7 +42,7 @@ def graph_on(server: ScriptedOpenAIServer, team: AssistantCatalog, **chat: Any) 
         return ChatOpenAI(
             model="gpt-4o-mini",
             base_url=server.url,
-            api_key="sk-test",
+            api_key=SecretStr("sk-test"),
             max_retries=0,
             streaming=True,
             **chat,

@@ -24,6 +24,7 @@ from langchain_core.messages import (
 )
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
+from pydantic import SecretStr
 
 from assistant_graph.testing._openai_server import (
     ChatRequest,
@@ -60,7 +61,7 @@ def raw_client(server: ScriptedOpenAIServer) -> Iterator[openai.OpenAI]:
 def chat_model(server: ScriptedOpenAIServer, model: str = MODEL, **kwargs: Any) -> ChatOpenAI:
     """A `ChatOpenAI` pointed at `server`, without retries unless asked."""
     kwargs.setdefault("max_retries", 0)
-    return ChatOpenAI(model=model, base_url=server.url, api_key=API_KEY, **kwargs)
+    return ChatOpenAI(model=model, base_url=server.url, api_key=SecretStr(API_KEY), **kwargs)
 
 
 def stream_all(model: Any, prompt: str, **kwargs: Any) -> tuple[list[AIMessageChunk], Any]:
@@ -102,7 +103,7 @@ class TestTextReplies:
 
         texts = [chunk.content for chunk in chunks if chunk.content]
         assert len(texts) == 4
-        assert "".join(texts) == total.content == "One two three four."
+        assert "".join(map(str, texts)) == total.content == "One two three four."
 
     def test_replies_are_consumed_in_order(self, server: ScriptedOpenAIServer) -> None:
         server.script(MODEL, "first", reply("second"))
@@ -181,9 +182,14 @@ class TestToolCalls:
 
         first, *rest = [calls[0] for calls in deltas if calls]
         assert (first.index, first.id, first.type) == (0, "call_1", "function")
+        assert first.function is not None
         assert (first.function.name, first.function.arguments) == ("add", "")
-        assert all(d.id is None and d.function.name is None for d in rest)
-        assert "".join(d.function.arguments for d in rest) == '{"a": 1, "b": 2}'
+        arguments = ""
+        for d in rest:
+            assert d.id is None and d.function is not None and d.function.name is None
+            assert d.function.arguments is not None
+            arguments += d.function.arguments
+        assert arguments == '{"a": 1, "b": 2}'
 
     def test_bind_tools_records_the_offered_tool_names(self, server: ScriptedOpenAIServer) -> None:
         server.script(MODEL, "No tools needed.")

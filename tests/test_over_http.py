@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import HumanMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.memory import InMemorySaver
+from pydantic import SecretStr
 
 from assistant_graph import AssistantCatalog, build_assistant_graph, read_artifact
 from assistant_graph.testing import (
@@ -77,6 +79,7 @@ def test_three_levels_with_parallel_calls_over_http(
     assert server.errors == []
     assert result["messages"][-1].content == "Mars is 6779 km wide."
     researcher, writer = [m for m in result["messages"] if isinstance(m, ToolMessage)]
+    assert isinstance(researcher.content, str) and isinstance(writer.content, str)
     assert researcher.content.startswith("6779 km") and writer.content.startswith("Hi!")
     calc_requests = server.requests_for("calculator")
     assert calc_requests[0].last_user_message == "2*3389.5"
@@ -114,13 +117,13 @@ async def test_streaming_and_resume_over_http(
         return ChatOpenAI(
             model="gpt-4o-mini",
             base_url=server.url,
-            api_key="sk-test",
+            api_key=SecretStr("sk-test"),
             streaming=True,
             stream_usage=True,
         )
 
     graph = build_assistant_graph("proxy", team, model=chat_model, checkpointer=InMemorySaver())
-    config = {"configurable": {"thread_id": "http"}}
+    config: RunnableConfig = {"configurable": {"thread_id": "http"}}
     await graph.ainvoke({"messages": [HumanMessage("Title?")]}, config)
     result = await graph.ainvoke({"messages": [HumanMessage("Shorter?")]}, config)
 

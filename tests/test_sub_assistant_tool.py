@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Send
@@ -161,7 +162,7 @@ class TestWhatACallsTaskCarries:
         )
         saver = InMemorySaver()
         graph = build_assistant_graph("proxy", team, model=models, checkpointer=saver)
-        config = {"configurable": {"thread_id": "payload"}}
+        config: RunnableConfig = {"configurable": {"thread_id": "payload"}}
         graph.invoke({"messages": [HumanMessage("Write.")]}, config)
         sends = [
             value

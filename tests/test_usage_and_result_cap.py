@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 
 from assistant_graph import AssistantCatalog, build_assistant_graph, read_artifact, stream_events
 from assistant_graph.events import FinalEvent, SubAssistantEndEvent
@@ -121,6 +122,7 @@ def test_a_long_answer_is_cut_for_the_caller_but_kept_whole_in_the_artifact() ->
     message = talker_result(long_answer)
     artifact = read_artifact(message)
     assert artifact is not None
+    assert isinstance(message.content, str)
     assert message.content.startswith(long_answer.strip()[:100] + "\n[... cut: the answer has 4999")
     assert "only the first 100 are shown" in message.content
     assert f'resume_conversation_uid="{artifact["subgraph_uid"]}"' in message.content
@@ -130,6 +132,7 @@ def test_a_long_answer_is_cut_for_the_caller_but_kept_whole_in_the_artifact() ->
 
 def test_a_short_answer_is_not_cut() -> None:
     message = talker_result("short")
+    assert isinstance(message.content, str)
     assert "cut" not in message.content and message.content.startswith("short\n\n")
 
 
@@ -157,7 +160,7 @@ def test_the_usage_of_summaries_is_counted_too() -> None:
         }
     )
     graph = build_assistant_graph("talker", team, model=models, checkpointer=InMemorySaver())
-    config = {"configurable": {"thread_id": "long"}}
+    config: RunnableConfig = {"configurable": {"thread_id": "long"}}
     list(stream_events(graph, "word " * 300, config))
     final = list(stream_events(graph, "more " * 300, config))[-1]
     assert models.calls("talker")[1].tools == []  # the summarizer's call
