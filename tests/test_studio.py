@@ -4,9 +4,11 @@
 One test starts ``langgraph dev`` on the repository's ``langgraph.json`` with no API key.
 The other end-to-end tests share one ``langgraph dev`` (started once for the module) whose
 models are a scripted OpenAI server and whose assistants folder the test writes: ``boss``
-delegates to ``helper``, which may ask the person (``ask_user``). Each server runs on a free
-loopback port in a temporary working directory, in its own process group, stopped in a
-``finally``.
+delegates to ``helper``, which may ask the person (``ask_user``). The same server serves
+the example team's ``proxy`` (``proxy`` -> ``researcher`` -> ``calculator``, then
+``writer``), whose events a client reads on the ``custom`` stream. Each server runs on a
+free loopback port in a temporary working directory, in its own process group, stopped in
+a ``finally``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,13 +36,31 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph_cli.config import validate_config_file
 from langgraph_sdk import get_client, get_sync_client
 from langgraph_sdk.client import LangGraphClient
+from langgraph_sdk.schema import StreamPart
 
-from assistant_graph import AssistantConfigError, MissingConfigError, load_assistants
+from assistant_graph import (
+    AssistantConfigError,
+    MissingConfigError,
+    astream_events,
+    build_assistant_graph,
+    load_assistants,
+)
+from assistant_graph.events import (
+    AssistantEvent,
+    FinalEvent,
+    InputRequestEvent,
+    SubAssistantEndEvent,
+    SubAssistantStartEvent,
+    TokenEvent,
+    ToolCallEvent,
+    ToolResultEvent,
+)
 from assistant_graph.studio import build_studio_graph
 from assistant_graph.testing import (
     ChatRequest,
     ScriptedOpenAIServer,
     ScriptedReply,
+    ScriptedToolCall,
     reply,
     route_by_system_prompt,
     tool_call,
@@ -61,6 +81,12 @@ OFFLINE_ENVIRONMENT = {
 }
 """What keeps ``langgraph dev`` from reaching the network (with ``--no-browser``)."""
 SCRIPT_ROUTES = {"You are boss": "boss", "You are helper": "helper"}
+EXAMPLE_ROOT = "proxy"
+"""The example team's root, served by the shared ``langgraph dev`` beside ``boss``."""
+EXAMPLE_TEAM_MODULE = """from assistant_graph.studio import graph_factory
+
+proxy = graph_factory("proxy", folder={folder!r})
+"""
 
 
 # -- langgraph.json and the graph factories, in-process --------------------------------------
@@ -180,6 +206,87 @@ def _helper(request: ChatRequest) -> ScriptedReply:
     return reply(f"helper heard: {request.last_user_message}")
 
 
+Responder = Callable[[ChatRequest], ScriptedReply | str]
+
+
+def _sub(assistant: str, message: str) -> ScriptedToolCall:
+    return tool_call(f"sub_assistant__{assistant}", message_to_assistant=message)
+
+
+def _step_by_tool_results(*steps: ScriptedReply | str) -> Responder:
+    """Answers with ``steps[n]`` once ``n`` tool results came back in this turn."""
+
+    def respond(request: ChatRequest) -> ScriptedReply | str:
+        turn = _since_last_user_message(request)
+        return steps[sum(message["role"] == "tool" for message in turn)]
+
+    return respond
+
+
+EXAMPLE_SCRIPTS: dict[str, Responder] = {
+    "proxy": _step_by_tool_results(
+        reply(tool_calls=[_sub("researcher", "Diameter of Mars?")]),
+        reply(tool_calls=[_sub("writer", "Say that Mars is 6779 km wide.")]),
+        "Mars is 6779 km wide.",
+    ),
+    "researcher": _step_by_tool_results(
+        reply(tool_calls=[tool_call("lookup_fact", topic="mars")]),
+        reply(tool_calls=[_sub("calculator", "2*3389.5")]),
+        "6779 km",
+    ),
+    "calculator": _step_by_tool_results(
+        reply(tool_calls=[tool_call("calculate", expression="2*3389.5")]), "6779"
+    ),
+    "writer": _step_by_tool_results(
+        reply(tool_calls=[tool_call("word_count", text="Mars is 6779 km wide.")]),
+        "Mars is 6779 km wide.",
+    ),
+}
+"""The example team on "How wide is Mars?": proxy -> researcher -> calculator, then proxy
+-> writer; every assistant calls a tool, whatever the run's tool call ids."""
+
+
+def _routes() -> dict[str, str]:
+    """Script keys by system prompt marker: boss and helper, and the example team by its
+    instructions."""
+    team = load_assistants(EXAMPLE_ASSISTANTS)
+    return {**SCRIPT_ROUTES, **{team[name].instructions.strip(): name for name in team}}
+
+
+MARS = "How wide is Mars?"
+SUB_ASSISTANT_PATHS = [
+    ("proxy", "researcher"),
+    ("proxy", "researcher", "calculator"),
+    ("proxy", "writer"),
+]
+_P, _R, _C, _W = ("proxy",), *SUB_ASSISTANT_PATHS
+MARS_EVENTS = [
+    ("tool_call", _P),
+    ("sub_assistant_start", _R),
+    ("tool_call", _R),
+    ("tool_result", _R),
+    ("tool_call", _R),
+    ("sub_assistant_start", _C),
+    ("tool_call", _C),
+    ("tool_result", _C),
+    ("agent_message", _C),
+    ("sub_assistant_end", _C),
+    ("tool_result", _R),
+    ("agent_message", _R),
+    ("sub_assistant_end", _R),
+    ("tool_result", _P),
+    ("tool_call", _P),
+    ("sub_assistant_start", _W),
+    ("tool_call", _W),
+    ("tool_result", _W),
+    ("agent_message", _W),
+    ("sub_assistant_end", _W),
+    ("tool_result", _P),
+    ("agent_message", _P),
+]
+"""The events of the example team's run on ``MARS``, in order, by type and path."""
+
+
 def _write_team(folder: Path) -> None:
     team = [
         {"name": "boss", "sub_assistants": ["helper"]},
@@ -278,15 +385,20 @@ def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
     assistants = root / "assistants"
     assistants.mkdir()
     _write_team(assistants)
+    example_team = root / "example_team.py"
+    example_team.write_text(EXAMPLE_TEAM_MODULE.format(folder=str(EXAMPLE_ASSISTANTS)))
     graphs = {
         GENERIC_GRAPH: "assistant_graph.studio:make_graph",
         "boss": "assistant_graph.studio:boss",
+        EXAMPLE_ROOT: f"./{example_team.name}:{EXAMPLE_ROOT}",
     }
     config = root / "langgraph.json"
     config.write_text(json.dumps({"dependencies": ["."], "graphs": graphs}))
-    with ScriptedOpenAIServer(router=route_by_system_prompt(SCRIPT_ROUTES)) as models:
+    with ScriptedOpenAIServer(router=route_by_system_prompt(_routes())) as models:
         models.script("boss", _boss)
         models.script("helper", _helper)
+        for name, script in EXAMPLE_SCRIPTS.items():
+            models.script(name, script)
         environment = _environment(
             OPENAI_API_KEY=FAKE_KEY,
             OPENAI_BASE_URL=models.url,
@@ -312,7 +424,11 @@ async def test_the_server_offers_the_generic_graph_and_a_graph_per_assistant(
 ) -> None:
     assistants = await client.assistants.search()
 
-    assert {assistant["graph_id"] for assistant in assistants} == {GENERIC_GRAPH, "boss"}
+    assert {assistant["graph_id"] for assistant in assistants} == {
+        GENERIC_GRAPH,
+        "boss",
+        EXAMPLE_ROOT,
+    }
 
 
 async def test_a_run_streamed_with_subgraphs_carries_the_sub_assistants_events(
@@ -376,6 +492,84 @@ async def test_a_question_inside_a_sub_assistant_is_answered_with_a_resume_comma
     assert conversation["messages"][-1]["content"] == "the person said Mars"
 
 
+async def test_a_run_streamed_on_the_custom_stream_brings_every_sub_assistants_events(
+    client: LangGraphClient,
+) -> None:
+    thread = await client.threads.create()
+
+    events = await _custom_events(client, thread["thread_id"], EXAMPLE_ROOT, input=_user(MARS))
+
+    for path in SUB_ASSISTANT_PATHS:
+        caller, tool = path[:-1], f"sub_assistant__{path[-1]}"
+        [call] = _positions(events, ToolCallEvent, caller, tool)
+        [start] = _positions(events, SubAssistantStartEvent, path)
+        [end] = _positions(events, SubAssistantEndEvent, path)
+        [result] = _positions(events, ToolResultEvent, caller, tool)
+        assert call < start < end < result, path
+        opened_by = _tool_call_ids(events, ToolCallEvent, caller, tool)
+        assert {e.parent_tool_call_id for e in events if e.path == path} == opened_by
+    for path in [(EXAMPLE_ROOT,), *SUB_ASSISTANT_PATHS]:
+        called = _tool_call_ids(events, ToolCallEvent, path)
+        assert called and called == _tool_call_ids(events, ToolResultEvent, path), path
+    assert {e.parent_tool_call_id for e in events if e.path == (EXAMPLE_ROOT,)} == {None}
+
+
+async def test_the_client_gets_the_events_stream_events_yields_in_process(
+    client: LangGraphClient, dev_server: DevServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", dev_server.models.url)
+    graph = build_assistant_graph(EXAMPLE_ROOT, load_assistants(EXAMPLE_ASSISTANTS))
+    thread = await client.threads.create()
+
+    served = await _custom_events(client, thread["thread_id"], EXAMPLE_ROOT, input=_user(MARS))
+    in_process = [
+        event
+        async for event in astream_events(graph, MARS)
+        if not isinstance(event, TokenEvent | FinalEvent)  # made by the stream, not at source
+    ]
+
+    assert _who_did_what(served) == _who_did_what(in_process) == MARS_EVENTS
+
+
+async def test_a_question_inside_a_sub_assistant_reaches_the_client_as_an_input_request(
+    client: LangGraphClient,
+) -> None:
+    thread_id = (await client.threads.create())["thread_id"]
+
+    asked = await _custom_events(client, thread_id, "boss", input=_user("please ask me"))
+
+    [opening] = [e for e in asked if isinstance(e, ToolCallEvent) and e.path == ("boss",)]
+    assert opening.name == "sub_assistant__helper"
+    [request] = [event for event in asked if isinstance(event, InputRequestEvent)]
+    assert (request.path, request.parent_tool_call_id) == (("boss", "helper"), opening.id)
+    assert (request.kind, request.question) == ("question", "Which planet?")
+    waiting = await client.threads.get_state(thread_id)
+    [interrupt] = [item for task in waiting["tasks"] for item in task["interrupts"]]
+    assert request.id == interrupt["id"]
+
+    answered = await _custom_events(
+        client, thread_id, "boss", command={"resume": {request.id: "Mars"}}
+    )
+
+    boss, helper = ("boss",), ("boss", "helper")
+    assert _who_did_what(answered) == [
+        ("sub_assistant_start", helper),  # the helper's tool call runs again, resumed
+        ("tool_result", helper),
+        ("agent_message", helper),
+        ("sub_assistant_end", helper),
+        ("tool_result", boss),
+        ("agent_message", boss),
+    ]
+    [answer] = [e for e in answered if isinstance(e, ToolResultEvent) and e.path == helper]
+    assert (answer.name, answer.content) == ("ask_user", "Mars")
+    assert {e.parent_tool_call_id for e in answered if e.path == helper} == {opening.id}
+    done = await client.threads.get_state(thread_id)
+    assert done["next"] == []
+    values: Any = done["values"]
+    assert values["messages"][-1]["content"] == "boss relays: the person said Mars"
+
+
 async def test_an_assistant_of_the_generic_graph_runs_the_assistant_its_config_names(
     client: LangGraphClient,
 ) -> None:
@@ -391,6 +585,52 @@ async def test_an_assistant_of_the_generic_graph_runs_the_assistant_its_config_n
     )
 
     assert result["messages"][-1]["content"] == "helper heard: hi"
+
+
+async def _custom_events(
+    client: LangGraphClient, thread_id: str, assistant_id: str, **run: Any
+) -> list[AssistantEvent]:
+    """Stream a run on the ``custom`` stream with subgraphs; our events in it, as any
+    client rebuilds them: the chunks marked ``"source": "assistant_graph"``, read with
+    ``AssistantEvent.from_dict``."""
+    stream = client.runs.stream(
+        thread_id, assistant_id, stream_mode="custom", stream_subgraphs=True, **run
+    )
+    parts: list[StreamPart] = [part async for part in stream]
+    custom = [part.data for part in parts if part.event.split("|")[0] == "custom"]
+    ours = [data for data in custom if data.get("source") == "assistant_graph"]
+    return [AssistantEvent.from_dict(data) for data in ours]
+
+
+def _positions(
+    events: list[AssistantEvent],
+    kind: type[AssistantEvent],
+    path: tuple[str, ...],
+    tool: str | None = None,
+) -> list[int]:
+    """Where events of ``kind`` at ``path`` (about ``tool``, if given) are."""
+    return [
+        i
+        for i, event in enumerate(events)
+        if isinstance(event, kind)
+        and event.path == path
+        and (tool is None or getattr(event, "name", None) == tool)
+    ]
+
+
+def _tool_call_ids(
+    events: list[AssistantEvent],
+    kind: type[ToolCallEvent | ToolResultEvent],
+    path: tuple[str, ...],
+    tool: str | None = None,
+) -> set[str | None]:
+    """The tool call ids of the tool calls or results at ``path`` (of ``tool``, if given)."""
+    return {getattr(events[i], "id", None) for i in _positions(events, kind, path, tool)}
+
+
+def _who_did_what(events: list[AssistantEvent]) -> list[tuple[str, tuple[str, ...]]]:
+    """Each event's type and path: what stays the same from run to run (ids do not)."""
+    return [(event.type, event.path) for event in events]
 
 
 def _graph_path(graph_id: str) -> str:

@@ -40,7 +40,7 @@ from assistant_graph.events import (
 __all__ = [
     "SOURCE",
     "SOURCE_KEY",
-    "USAGE_TYPE",
+    "USAGE_SOURCE",
     "Origin",
     "answering_config",
     "emit",
@@ -55,8 +55,9 @@ SOURCE_KEY = "source"
 """Key that marks this package's chunks on the ``custom`` stream."""
 SOURCE = "assistant_graph"
 """The value of :data:`SOURCE_KEY` in them."""
-USAGE_TYPE = "usage"
-"""``type`` of the internal record of one model call's token usage (not an event)."""
+USAGE_SOURCE = "assistant_graph/usage"
+""":data:`SOURCE_KEY` value of the internal record of one model call's token usage (not an
+event, so clients that keep ``source == "assistant_graph"`` get events only)."""
 TOKEN_ORIGIN_KEY = "assistant_graph_origin"
 """Run-metadata key with the origin of a model call whose tokens are streamed."""
 
@@ -85,23 +86,23 @@ class Origin:
         return {"path": self.path, "parent_tool_call_id": self.parent_tool_call_id}
 
 
-def _write(data: dict[str, Any]) -> None:
+def _write(source: str, data: dict[str, Any]) -> None:
     try:
         writer = get_stream_writer()
     except RuntimeError:  # not inside a graph run: nobody is listening
         return
-    writer({SOURCE_KEY: SOURCE, **data})
+    writer({SOURCE_KEY: source, **data})
 
 
 def emit(event: AssistantEvent) -> None:
     """Write ``event`` on the custom stream of the graph run this code is part of."""
-    _write(event.to_dict())
+    _write(SOURCE, event.to_dict())
 
 
 def report_usage(origin: Origin, usage: Mapping[str, Any] | None) -> None:
     """Record the token usage of one model call made by ``origin``'s assistant."""
     if usage:
-        _write({"type": USAGE_TYPE, **origin.fields(), "usage": dict(usage)})
+        _write(USAGE_SOURCE, {**origin.fields(), "usage": dict(usage)})
 
 
 def publish_messages(origin: Origin, messages: Iterable[BaseMessage]) -> None:

@@ -24,7 +24,7 @@ from langchain_core.messages import AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 
 from assistant_graph._errors import ModelCallError
-from assistant_graph._event_source import SOURCE, SOURCE_KEY, USAGE_TYPE, token_origin
+from assistant_graph._event_source import SOURCE, SOURCE_KEY, USAGE_SOURCE, token_origin
 from assistant_graph._state import message_text
 from assistant_graph._usage import UsageTable
 from assistant_graph.events import (
@@ -104,13 +104,13 @@ class EventTranslator:
         return [failure, dataclasses.replace(self.final(), status="error")]
 
     def _custom(self, chunk: Any) -> list[AssistantEvent]:
-        if not isinstance(chunk, Mapping) or chunk.get(SOURCE_KEY) != SOURCE:
-            return []
-        if chunk.get("type") == USAGE_TYPE:
+        source = chunk.get(SOURCE_KEY) if isinstance(chunk, Mapping) else None
+        if source == USAGE_SOURCE:
             self.usage.add(chunk.get("path") or (self.root,), chunk.get("usage"))
             return []
-        event = AssistantEvent.from_dict(chunk)
-        return self._seen(event)
+        if source != SOURCE:
+            return []
+        return self._seen(AssistantEvent.from_dict(chunk))
 
     def _seen(self, event: AssistantEvent) -> list[AssistantEvent]:
         """Note what the final event needs; hold back a failure until the run ends."""
