@@ -24,6 +24,7 @@ from langchain_core.messages.utils import count_tokens_approximately
 from langgraph.checkpoint.memory import InMemorySaver
 
 from assistant_graph import AssistantCatalog, build_assistant_graph
+from assistant_graph._summary import tiktoken_encoding_is_cached
 from benchmarks.harness import Mode, SectionResult, Target, loopback_only, median, ratio
 from benchmarks.policies import scripted, sub_assistant_call
 
@@ -99,13 +100,16 @@ def message_chars(message: BaseMessage) -> int:
 
 def token_counter() -> tuple[str, Callable[[Sequence[BaseMessage]], int]]:
     """The best token counter available offline: its name and a function of messages."""
+    approximate = "langchain_core count_tokens_approximately", count_tokens_approximately
+    if not tiktoken_encoding_is_cached(TIKTOKEN_ENCODING):  # never download it
+        return approximate
     try:
         import tiktoken
 
         with loopback_only():
             encoding = tiktoken.get_encoding(TIKTOKEN_ENCODING)
     except Exception:
-        return "langchain_core count_tokens_approximately", count_tokens_approximately
+        return approximate
 
     def count(messages: Sequence[BaseMessage]) -> int:
         texts = [

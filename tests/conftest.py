@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -74,3 +76,29 @@ def folder(tmp_path: Path) -> AssistantFolder:
     path = tmp_path / "assistants"
     path.mkdir()
     return AssistantFolder(path)
+
+
+POSTGRES_URL_VARIABLE = "ASSISTANT_GRAPH_TEST_POSTGRES"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The PostgreSQL database of the ``postgres`` tests, from ``ASSISTANT_GRAPH_TEST_POSTGRES``.
+
+    Tests share it, so each one uses threads of its own (fresh ids). Without the variable
+    the tests are skipped, except in CI (``CI=true``), where ``.ci/run`` starts a database
+    and a missing one must not pass unnoticed.
+    """
+    url = os.environ.get(POSTGRES_URL_VARIABLE)
+    if not url:
+        message = (
+            f"no PostgreSQL: set {POSTGRES_URL_VARIABLE}=postgresql://... (.ci/run starts one)"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    # libpq connects outside Python's sockets, beyond the reach of _no_network.
+    host = urlsplit(url).hostname
+    if host is not None and not host.startswith(("/", *_LOOPBACK)):
+        pytest.fail(f"{POSTGRES_URL_VARIABLE} must name a loopback host or a socket, not {host}")
+    return url

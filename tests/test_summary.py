@@ -6,14 +6,17 @@ counted with tiktoken or approximately (tiktoken cannot download its encoding he
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import types
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.messages.utils import count_tokens_approximately
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from pydantic import ValidationError
 
@@ -42,7 +45,7 @@ from assistant_graph.testing import (
 
 LONG = "mars " * 400
 """About 400 tokens with tiktoken, 500 approximately: always past the limit of 200."""
-CONFIG = {"configurable": {"thread_id": "long"}}
+CONFIG: RunnableConfig = {"configurable": {"thread_id": "long"}}
 
 
 def long_report() -> str:
@@ -358,14 +361,31 @@ class _FakeEncoding:
 MESSAGES: list[BaseMessage] = [HumanMessage("how wide is mars"), AIMessage("6779 km")]
 
 
+@pytest.fixture
+def cached_encoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """tiktoken's cache with the o200k_base encoding in it, as its first download leaves it."""
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
+    url = summary_module.TIKTOKEN_ENCODING_URL.format(name="o200k_base")
+    path = tmp_path / hashlib.sha1(url.encode()).hexdigest()
+    path.write_bytes(b"cached")
+    return path
+
+
 @pytest.mark.usefixtures("fresh_token_counter")
 class TestTokenCounting:
+    @pytest.mark.usefixtures("cached_encoding")
     def test_tokens_are_counted_with_tiktoken_o200k_base_when_it_loads(
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         loaded: list[str] = []
+
+        def get_encoding(name: str) -> _FakeEncoding:
+            loaded.append(name)
+            return _FakeEncoding()
+
         fake = types.ModuleType("tiktoken")
-        fake.get_encoding = lambda name: loaded.append(name) or _FakeEncoding()  # type: ignore[attr-defined]
+        # A bare module standing in for tiktoken: mypy knows no attributes on it.
+        fake.get_encoding = get_encoding  # type: ignore[attr-defined]
         monkeypatch.setitem(sys.modules, "tiktoken", fake)
 
         # "Human: how wide is mars" and "AI: 6779 km", plus 3 tokens around each message.
@@ -378,6 +398,19 @@ class TestTokenCounting:
         monkeypatch.setitem(sys.modules, "tiktoken", None)
         assert count_tokens(MESSAGES) == count_tokens_approximately(MESSAGES)
 
+    def test_an_encoding_that_is_not_on_this_machine_is_never_downloaded(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))  # empty: nothing cached
+        asked: list[str] = []
+        fake = types.ModuleType("tiktoken")
+        # A bare module standing in for tiktoken: mypy knows no attributes on it.
+        fake.get_encoding = asked.append  # type: ignore[attr-defined]
+        monkeypatch.setitem(sys.modules, "tiktoken", fake)
+        assert count_tokens(MESSAGES) == count_tokens_approximately(MESSAGES)
+        assert asked == []
+
+    @pytest.mark.usefixtures("cached_encoding")
     def test_tokens_are_counted_approximately_when_tiktoken_cannot_load_its_encoding(
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -385,6 +418,7 @@ class TestTokenCounting:
             raise ConnectionError("cannot download o200k_base")
 
         fake = types.ModuleType("tiktoken")
+        # A bare module standing in for tiktoken: mypy knows no attributes on it.
         fake.get_encoding = offline  # type: ignore[attr-defined]
         monkeypatch.setitem(sys.modules, "tiktoken", fake)
         assert count_tokens(MESSAGES) == count_tokens_approximately(MESSAGES)

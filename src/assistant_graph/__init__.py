@@ -18,6 +18,7 @@ from assistant_graph._errors import (
     MissingSubgraphDataError,
     ModelCallError,
     SubAssistantToolError,
+    ThreadBusyError,
 )
 from assistant_graph._event_stream import astream_events, stream_events
 from assistant_graph._graph import build_assistant_graph, create_sub_assistant_tool
@@ -28,7 +29,7 @@ from assistant_graph._names import (
     tool_name_from_assistant,
     tool_name_from_assistant_name,
 )
-from assistant_graph._persistence import open_checkpointer
+from assistant_graph._persistence import aopen_checkpointer, open_checkpointer
 from assistant_graph._schema import AssistantSchema
 from assistant_graph._state import AssistantState
 from assistant_graph._sub_assistant import (
@@ -54,6 +55,8 @@ __all__ = [
     "ModelCallError",
     "RetryPolicy",
     "SubAssistantToolError",
+    "ThreadBusyError",
+    "aopen_checkpointer",
     "assistant_name_from_tool_name",
     "astream_events",
     "build_assistant_graph",

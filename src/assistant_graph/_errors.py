@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from langchain_core.tools import ToolException
 
@@ -25,6 +26,7 @@ __all__ = [
     "MissingSubgraphDataError",
     "ModelCallError",
     "SubAssistantToolError",
+    "ThreadBusyError",
 ]
 
 
@@ -136,3 +138,47 @@ class ModelCallError(AssistantGraphError):
 def _describe(cause: BaseException) -> str:
     text = str(cause).strip() or "no details"
     return f"{type(cause).__name__}: {text}"
+
+
+class ThreadBusyError(AssistantGraphError):
+    """Another run is in progress on the thread (one run per thread at a time).
+
+    Nothing was run and nothing was written. Wait for the other run to finish, or let
+    runs wait their turn (``if_busy="enqueue"``; the CLI's ``--if-busy wait``).
+
+    Attributes:
+        thread_id: The thread.
+        since: When the run in progress took the thread, if known.
+        process: The process (or PostgreSQL backend) holding it, if known.
+        waited: Seconds this run waited before giving up (None: it did not wait).
+    """
+
+    def __init__(
+        self,
+        thread_id: str,
+        *,
+        since: datetime | None = None,
+        process: int | None = None,
+        waited: float | None = None,
+    ) -> None:
+        self.thread_id = thread_id
+        self.since = since
+        self.process = process
+        self.waited = waited
+        holder = ", ".join(
+            part
+            for part in (
+                f"since {since:%Y-%m-%d %H:%M:%S %Z}".rstrip() if since else "",
+                f"process {process}" if process else "",
+            )
+            if part
+        )
+        where = f"a run is in progress on thread {thread_id!r}" + (f" ({holder})" if holder else "")
+        if waited is None:
+            advice = (
+                "; wait for it to finish, or let this run wait its turn "
+                "(if_busy='enqueue'; CLI: --if-busy wait)"
+            )
+        else:
+            advice = f"; waited {waited:g} s for it to finish (busy_timeout), try again later"
+        super().__init__(where + advice)

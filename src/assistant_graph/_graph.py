@@ -23,11 +23,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
-from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    RemoveMessage,
+    SystemMessage,
+    ToolMessage,
+)
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import REMOVE_ALL_MESSAGES
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Send
 
@@ -44,9 +51,16 @@ from assistant_graph._model_calls import ModelCaller, RetryPolicy
 from assistant_graph._models import ModelOverride, resolve_chat_model
 from assistant_graph._names import tool_name_from_assistant_name
 from assistant_graph._schema import AssistantSchema
-from assistant_graph._state import AssistantState
+from assistant_graph._state import AssistantState, answer_dangling_tool_calls
 from assistant_graph._sub_assistant import DEFAULT_MAX_DEPTH, AssistantSubgraphCallTool
 from assistant_graph._summary import needs_summary, summary_request, unsummarized_messages
+from assistant_graph._thread_guard import (
+    DEFAULT_BUSY_TIMEOUT,
+    GuardedGraph,
+    IfBusy,
+    check_policy,
+    guard_for,
+)
 from assistant_graph._tool_execution import build_tool_node
 
 __all__ = ["AssistantGraphBuilder", "build_assistant_graph", "create_sub_assistant_tool"]
@@ -82,6 +96,10 @@ class AssistantGraphBuilder:
     """How many levels of sub-assistant calls may nest below the root."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     """How transient model failures (429, 5xx, timeouts) are retried."""
+    if_busy: IfBusy = "reject"
+    """What a run on a thread that another run holds does (see :mod:`._thread_guard`)."""
+    busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+    """Seconds an ``enqueue`` run waits for its thread."""
     _subgraphs: dict[str, CompiledStateGraph[Any, Any, Any, Any]] = field(
         default_factory=dict, init=False, repr=False
     )
@@ -134,7 +152,9 @@ class AssistantGraphBuilder:
         limit = _budget.recursion_limit_for(
             schema.max_steps, summarizes=schema.summarize_after_tokens is not None
         )
-        return compiled.with_config(recursion_limit=limit, max_concurrency=MAX_CONCURRENCY)
+        configured = compiled.with_config(recursion_limit=limit, max_concurrency=MAX_CONCURRENCY)
+        guard = guard_for(checkpointer, if_busy=self.if_busy, busy_timeout=self.busy_timeout)
+        return configured if guard is None else GuardedGraph.around(configured, guard)
 
     def _tools_of(self, schema: AssistantSchema) -> list[BaseTool]:
         """The schema's tools, then ``ask_user`` if enabled, then its sub-assistant tools."""
@@ -160,6 +180,8 @@ def build_assistant_graph(
     checkpointer: BaseCheckpointSaver[Any] | bool | None = None,
     max_depth: int = DEFAULT_MAX_DEPTH,
     retry: RetryPolicy | None = None,
+    if_busy: IfBusy = "reject",
+    busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
     """Compile assistant ``name`` of ``catalog`` into a LangGraph graph.
 
@@ -177,6 +199,13 @@ def build_assistant_graph(
         max_depth: How many levels of sub-assistant calls may nest below ``name``.
         retry: How transient model failures are retried (default: 4 attempts with
             exponential backoff); each retry shows in the event stream.
+        if_busy: With a checkpointer, one run per thread runs at a time, across
+            processes. A run on a thread that another run holds raises
+            :class:`~assistant_graph.ThreadBusyError` at once (``"reject"``), or waits
+            its turn (``"enqueue"``). A run can choose with
+            ``configurable.if_busy``.
+        busy_timeout: Seconds an ``enqueue`` run waits at most
+            (``configurable.busy_timeout`` per run).
 
     Returns:
         The compiled graph.
@@ -184,6 +213,7 @@ def build_assistant_graph(
     Raises:
         MissingConfigError: If the catalog has no assistant ``name``.
         AssistantConfigError: If a reachable assistant's model cannot be created.
+        ValueError: If ``if_busy`` is not one of the policies.
 
     Example:
         >>> from langgraph.checkpoint.memory import InMemorySaver
@@ -193,7 +223,12 @@ def build_assistant_graph(
         >>> graph.invoke({"messages": [("user", "What is 6 x 7?")]}, config)  # doctest: +SKIP
     """
     builder = AssistantGraphBuilder(
-        catalog, model=model, max_depth=max_depth, retry=retry or RetryPolicy()
+        catalog,
+        model=model,
+        max_depth=max_depth,
+        retry=retry or RetryPolicy(),
+        if_busy=check_policy(if_busy),
+        busy_timeout=busy_timeout,
     )
     return builder.graph(name, checkpointer=checkpointer)
 
@@ -291,15 +326,20 @@ class _AssistantSteps:
     """How transient model failures are retried."""
 
     def begin(self, state: AssistantState) -> dict[str, Any]:
-        """Start a run: its step budget, the assistant path, and a clear incomplete flag."""
+        """Start a run: its step budget, the assistant path, a clear incomplete flag, and a
+        history in which every earlier tool call has a result."""
         budget = _budget.run_budget(self.schema.max_steps, state.get("step_limit"))
-        return {
+        update: dict[str, Any] = {
             "steps_remaining": budget,
             "step_budget": budget,
             "step_limit": None,
             "assistant_path": state.get("assistant_path") or [self.schema.name],
             "incomplete": False,
         }
+        repaired = answer_dangling_tool_calls(state["messages"])
+        if repaired is not None:
+            update["messages"] = [RemoveMessage(id=REMOVE_ALL_MESSAGES), *repaired]
+        return update
 
     def call_model(self, state: AssistantState, config: RunnableConfig) -> dict[str, Any]:
         """One model call (sync)."""

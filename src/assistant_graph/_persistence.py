@@ -11,14 +11,16 @@ any other string or path  ``SqliteSaver`` on that file (parent folders are made)
 
 The checkpointer is closed on every way out of the ``with`` block, so SQLite folds its
 write-ahead log (``-wal`` file) back into the database file and Postgres connections
-are returned.
+are returned. :func:`aopen_checkpointer` is the async twin (``AsyncSqliteSaver``,
+``AsyncPostgresSaver``), for ``ainvoke`` and ``astream_events``; both read ``db`` the
+same way.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import ExitStack, closing, contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, closing, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -28,6 +30,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 
 from assistant_graph._errors import CheckpointerError
+from assistant_graph._thread_guard import remember_sqlite_path
 
 __all__ = [
     "APP_NAME",
@@ -35,6 +38,7 @@ __all__ = [
     "MEMORY",
     "POSTGRES_SCHEMES",
     "CheckpointerError",
+    "aopen_checkpointer",
     "default_database_path",
     "describe_database",
     "open_checkpointer",
@@ -114,14 +118,80 @@ def open_checkpointer(db: str | Path | None = None) -> Iterator[BaseCheckpointSa
             yield saver
 
 
-@contextmanager
-def _open_sqlite(path: Path) -> Iterator[BaseCheckpointSaver[Any]]:
-    from langgraph.checkpoint.sqlite import SqliteSaver
+@asynccontextmanager
+async def aopen_checkpointer(
+    db: str | Path | None = None,
+) -> AsyncIterator[BaseCheckpointSaver[Any]]:
+    """The async twin of :func:`open_checkpointer`: the same ``db`` values, async savers.
 
+    Raises:
+        CheckpointerError: If the store cannot be opened; the message never shows a
+            password.
+
+    Example:
+        >>> async with aopen_checkpointer("threads.sqlite") as saver:  # doctest: +SKIP
+        ...     graph = build_assistant_graph("proxy", catalog, checkpointer=saver)
+        ...     async for event in astream_events(graph, "Hi", config): ...
+    """
+    text = None if db is None else str(db)
+    if text == MEMORY:
+        yield InMemorySaver()
+    elif text is not None and _is_postgres(text):
+        async with _aopen_postgres(text) as saver:
+            yield saver
+    else:
+        path = default_database_path() if db is None else Path(db).expanduser()
+        async with _aopen_sqlite(path) as saver:
+            yield saver
+
+
+@asynccontextmanager
+async def _aopen_sqlite(path: Path) -> AsyncIterator[BaseCheckpointSaver[Any]]:
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    _check_sqlite_path(path)
+    async with AsyncExitStack() as stack:
+        try:
+            saver = await stack.enter_async_context(AsyncSqliteSaver.from_conn_string(str(path)))
+            await saver.setup()
+        except (OSError, sqlite3.Error) as error:
+            raise CheckpointerError(SQLITE_OPEN_FAILED.format(path=path, error=error)) from error
+        remember_sqlite_path(saver, path.resolve())
+        yield saver
+
+
+@asynccontextmanager
+async def _aopen_postgres(url: str) -> AsyncIterator[BaseCheckpointSaver[Any]]:
+    try:
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    except ImportError as error:
+        raise CheckpointerError(POSTGRES_EXTRA_MISSING) from error
+    async with AsyncExitStack() as stack:
+        try:
+            saver = await stack.enter_async_context(AsyncPostgresSaver.from_conn_string(url))
+            await saver.setup()
+        except Exception as error:
+            # ``from None``: the cause could carry the connection string.
+            message = POSTGRES_OPEN_FAILED.format(url=_redact(url), error=_oneline(error, url))
+            raise CheckpointerError(message) from None
+        yield saver
+
+
+def _check_sqlite_path(path: Path) -> None:
     if path.is_dir():
         raise CheckpointerError(NOT_A_FILE.format(path=path))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CheckpointerError(SQLITE_OPEN_FAILED.format(path=path, error=error)) from error
+
+
+@contextmanager
+def _open_sqlite(path: Path) -> Iterator[BaseCheckpointSaver[Any]]:
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    _check_sqlite_path(path)
+    try:
         # check_same_thread=False is safe: SqliteSaver serialises access with a lock, and
         # parallel tool calls write from worker threads.
         connection = sqlite3.connect(path, check_same_thread=False)

@@ -6,20 +6,36 @@ reads a message's text whatever the shape of its content.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any, NotRequired, TypedDict
 
 from langchain_core.load import load
-from langchain_core.messages import AnyMessage, BaseMessage, convert_to_messages
+from langchain_core.messages import (
+    AIMessage,
+    AnyMessage,
+    BaseMessage,
+    ToolMessage,
+    convert_to_messages,
+)
 from langgraph.graph.message import add_messages
 
 __all__ = [
+    "DANGLING_CALL_TEXT",
     "AssistantState",
     "SubAssistantStateData",
+    "answer_dangling_tool_calls",
     "coerce_messages",
     "merge_sub_assistant_states",
     "message_text",
 ]
+
+
+DANGLING_CALL_TEXT = (
+    "Not run: this tool call has no result in the conversation (the run that made it "
+    "stopped before its tools ran, or another program wrote to the conversation at the same "
+    "time). Call it again if you still need it."
+)
+"""The result given to a tool call found without one when a run starts."""
 
 
 class SubAssistantStateData(TypedDict):
@@ -98,3 +114,37 @@ def coerce_messages(values: Iterable[Any]) -> list[BaseMessage]:
 def message_text(message: BaseMessage) -> str:
     """The text of a message, whatever the shape of its content."""
     return message.text if isinstance(message.text, str) else str(message.content)
+
+
+def answer_dangling_tool_calls(messages: Sequence[BaseMessage]) -> list[BaseMessage] | None:
+    """The conversation with a result after every tool call that has none, or None if
+    every call has one.
+
+    Chat APIs reject a history with a tool call and no result before the next message (an
+    older version, another tool, or a crash can leave one); each such call gets an error
+    result saying what happened, right after its message, so the thread is never stuck.
+    """
+    answered = {m.tool_call_id for m in messages if isinstance(m, ToolMessage)}
+    if not any(
+        call["id"] not in answered
+        for m in messages
+        if isinstance(m, AIMessage)
+        for call in m.tool_calls
+    ):
+        return None
+    repaired: list[BaseMessage] = []
+    pending: list[BaseMessage] = []
+    for message in messages:
+        if not isinstance(message, ToolMessage):
+            repaired.extend(pending)
+            pending = []
+        repaired.append(message)
+        if isinstance(message, AIMessage):
+            pending = [
+                ToolMessage(
+                    DANGLING_CALL_TEXT, tool_call_id=call["id"], name=call["name"], status="error"
+                )
+                for call in message.tool_calls
+                if call["id"] not in answered
+            ]
+    return [*repaired, *pending]

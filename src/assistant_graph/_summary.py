@@ -19,8 +19,12 @@ node makes the model call (see :mod:`assistant_graph._graph`).
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeAlias
 
 from langchain_core.messages import (
@@ -44,11 +48,15 @@ __all__ = [
     "count_tokens",
     "needs_summary",
     "summary_request",
+    "tiktoken_encoding_is_cached",
     "unsummarized_messages",
 ]
 
 TIKTOKEN_ENCODING = "o200k_base"
 """The tiktoken encoding used to count tokens (that of current OpenAI models)."""
+
+TIKTOKEN_ENCODING_URL = "https://openaipublic.blob.core.windows.net/encodings/{name}.tiktoken"
+"""Where tiktoken downloads an encoding from; its cache file is named by this URL."""
 
 TOKENS_PER_MESSAGE = 3
 """Tokens a chat format adds around each message (OpenAI's documented overhead)."""
@@ -78,10 +86,12 @@ def count_tokens(messages: Sequence[BaseMessage]) -> int:
     """How many tokens ``messages`` take in a chat model's context.
 
     Counts with tiktoken's ``o200k_base`` encoding when tiktoken is installed and the
-    encoding can be loaded (tiktoken downloads it on first use, into ``TIKTOKEN_CACHE_DIR``
-    if set); otherwise, e.g. offline, with LangChain's
-    :func:`~langchain_core.messages.utils.count_tokens_approximately` (about four characters
-    a token). The choice is made once per process. Either is close enough to decide when to
+    encoding is already on this machine (in tiktoken's cache: ``TIKTOKEN_CACHE_DIR``, or
+    ``data-gym-cache`` in the temporary folder, where ``tiktoken.get_encoding`` leaves it
+    after its first download); otherwise with LangChain's
+    :func:`~langchain_core.messages.utils.count_tokens_approximately` (about four
+    characters a token). Nothing is downloaded: a run never reaches the network for this.
+    The choice is made once per process. Either is close enough to decide when to
     summarize, which is all this count is for.
     """
     counter = _tiktoken_counter()
@@ -90,13 +100,30 @@ def count_tokens(messages: Sequence[BaseMessage]) -> int:
     return counter(messages)
 
 
+def tiktoken_encoding_is_cached(name: str = TIKTOKEN_ENCODING) -> bool:
+    """Whether tiktoken can load encoding ``name`` without downloading it.
+
+    tiktoken keeps downloaded encodings in its cache folder under the SHA-1 of their URL.
+    """
+    if "TIKTOKEN_CACHE_DIR" in os.environ:
+        folder = os.environ["TIKTOKEN_CACHE_DIR"]
+    elif "DATA_GYM_CACHE_DIR" in os.environ:
+        folder = os.environ["DATA_GYM_CACHE_DIR"]
+    else:
+        folder = os.path.join(tempfile.gettempdir(), "data-gym-cache")
+    url = TIKTOKEN_ENCODING_URL.format(name=name)
+    return bool(folder) and Path(folder, hashlib.sha1(url.encode()).hexdigest()).is_file()
+
+
 @functools.cache
 def _tiktoken_counter() -> TokenCounter | None:
+    if not tiktoken_encoding_is_cached():
+        return None
     try:
         import tiktoken
 
         encoding = tiktoken.get_encoding(TIKTOKEN_ENCODING)
-    except Exception:  # not installed, or its encoding file cannot be downloaded
+    except Exception:  # not installed, or its cached encoding cannot be read
         return None
 
     def count(messages: Sequence[BaseMessage]) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated
@@ -21,6 +22,7 @@ from rich.console import Console
 
 from assistant_graph._catalog import DEFAULT_ASSISTANTS_FOLDER, load_assistants
 from assistant_graph._errors import AssistantConfigError
+from assistant_graph._thread_guard import DEFAULT_BUSY_TIMEOUT
 from assistant_graph.cli._catalog_view import (
     assistant_rows,
     assistants_table,
@@ -98,6 +100,28 @@ TokensOption = Annotated[
 QuietOption = Annotated[
     bool, typer.Option("--quiet", "-q", help="No live tree and no token usage on stderr.")
 ]
+
+
+class IfBusyChoice(StrEnum):
+    """What ``run`` and ``chat`` do when another run holds the thread."""
+
+    reject = "reject"
+    wait = "wait"
+
+
+IfBusyOption = Annotated[
+    IfBusyChoice,
+    typer.Option(
+        "--if-busy",
+        help="When another run is in progress on the thread: 'reject' (exit 4 at once, "
+        "nothing run) or 'wait' for it to finish (up to --busy-timeout).",
+        case_sensitive=False,
+    ),
+]
+BusyTimeoutOption = Annotated[
+    float,
+    typer.Option("--busy-timeout", min=0, help="Seconds --if-busy wait waits at most."),
+]
 KeepHistoryOption = Annotated[
     bool,
     typer.Option(
@@ -148,6 +172,8 @@ def run(
     ] = None,
     quiet: QuietOption = False,
     keep_history: KeepHistoryOption = False,
+    if_busy: IfBusyOption = IfBusyChoice.reject,
+    busy_timeout: BusyTimeoutOption = DEFAULT_BUSY_TIMEOUT,
 ) -> None:
     """Run assistant NAME on MESSAGE and print its answer.
 
@@ -160,7 +186,15 @@ def run(
         if resume is not None and message is not None:
             raise CliFailure(MESSAGE_AND_RESUME)
         text = sys.stdin.read().strip() if message == STDIN_MESSAGE else message
-        settings = SessionSettings(assistants, thread, db, model or None, keep_history)
+        settings = SessionSettings(
+            assistants,
+            thread,
+            db,
+            model or None,
+            keep_history,
+            wait_if_busy=if_busy is IfBusyChoice.wait,
+            busy_timeout=busy_timeout,
+        )
         with bad_input(), open_session(settings, name) as session:
             turn_input = session.next_input(text, resume)
             output.announce(session, input_is_retry=turn_input is None)
@@ -179,6 +213,8 @@ def chat(
     tokens: TokensOption = False,
     quiet: QuietOption = False,
     keep_history: KeepHistoryOption = False,
+    if_busy: IfBusyOption = IfBusyChoice.reject,
+    busy_timeout: BusyTimeoutOption = DEFAULT_BUSY_TIMEOUT,
 ) -> None:
     """Chat with assistant NAME: one run per line you type, until /exit or end of input.
 
@@ -186,7 +222,15 @@ def chat(
     """
     output = Output(json=json_output, tokens=tokens, quiet=quiet)
     with _guard(output):
-        settings = SessionSettings(assistants, thread, db, model or None, keep_history)
+        settings = SessionSettings(
+            assistants,
+            thread,
+            db,
+            model or None,
+            keep_history,
+            wait_if_busy=if_busy is IfBusyChoice.wait,
+            busy_timeout=busy_timeout,
+        )
         with bad_input(), open_session(settings, name) as session:
             code = chat_loop(session, output)
     raise typer.Exit(code)

@@ -14,9 +14,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TextIO
 
-from assistant_graph._errors import AssistantConfigError, CheckpointerError, MissingConfigError
+from assistant_graph._errors import (
+    AssistantConfigError,
+    CheckpointerError,
+    MissingConfigError,
+    ThreadBusyError,
+)
 
 __all__ = [
+    "EXIT_BUSY",
     "EXIT_CODES_HELP",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
@@ -38,13 +44,16 @@ EXIT_USAGE = 2
 """Bad usage or configuration: unknown assistant, invalid YAML, missing API key, bad --db."""
 EXIT_WAITING = 3
 """The run is waiting for the person; answer with ``--resume``."""
+EXIT_BUSY = 4
+"""Another run is in progress on the thread; nothing was run (``--if-busy wait`` waits)."""
 EXIT_INTERRUPTED = 130
 """Stopped with Ctrl-C; the thread keeps what was done up to the last finished step."""
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 done; 1 the run failed (e.g. the model server is down; the thread is "
     "kept, run again with --thread ID to retry); 2 bad usage or configuration; 3 waiting "
-    "for input (answer with --thread ID --resume ANSWER); 130 stopped with Ctrl-C."
+    "for input (answer with --thread ID --resume ANSWER); 4 another run is in progress on the "
+    "thread (nothing was run; --if-busy wait waits for it); 130 stopped with Ctrl-C."
 )
 """The exit codes, as the help text shows them."""
 
@@ -75,6 +84,8 @@ def bad_input() -> Iterator[None]:
         raise CliFailure([str(problem) for problem in error.problems]) from error
     except (MissingConfigError, CheckpointerError) as error:
         raise CliFailure(str(error)) from error
+    except ThreadBusyError as error:
+        raise CliFailure(str(error), EXIT_BUSY) from error
 
 
 def print_failure(failure: CliFailure, stream: TextIO) -> None:

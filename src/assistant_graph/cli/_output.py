@@ -14,7 +14,9 @@ from typing import TextIO
 
 from rich.console import Console
 
+from assistant_graph._errors import ThreadBusyError
 from assistant_graph.cli._failures import (
+    EXIT_BUSY,
     EXIT_OK,
     EXIT_RUN_FAILED,
     EXIT_WAITING,
@@ -111,6 +113,9 @@ def report_turn(
     """
     final = result.final
     _report_usage(final, output)
+    if result.error is not None and isinstance(result.error.exception, ThreadBusyError):
+        print_failure(CliFailure(result.error.message), output.err)  # nothing ran, nothing to retry
+        return EXIT_BUSY
     if result.error is not None:
         error = result.error
         message = error.message

@@ -24,6 +24,7 @@ from assistant_graph._event_stream import stream_events
 from assistant_graph._graph import build_assistant_graph
 from assistant_graph._models import ModelOverride
 from assistant_graph._persistence import describe_database, open_checkpointer
+from assistant_graph._thread_guard import DEFAULT_BUSY_TIMEOUT
 from assistant_graph.cli._failures import CliFailure
 from assistant_graph.cli._human_input import resume_command
 from assistant_graph.cli._render import EventRenderer
@@ -59,7 +60,11 @@ class SessionSettings:
     """Replaces every assistant's model for this run."""
     keep_history: bool = False
     """Keep every checkpoint; by default a finished run's thread is compacted to its
-    latest checkpoint (see :func:`~assistant_graph._compaction.compact_thread`)."""
+    latest checkpoint (see :func:`~assistant_graph.compact_thread`)."""
+    wait_if_busy: bool = False
+    """When another run holds the thread, wait for it (else exit at once)."""
+    busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+    """Seconds to wait for a busy thread at most."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,20 @@ class Session:
         state = self.graph.get_state(self.config)
         return bool(state.next) and not state.interrupts
 
+    def wait_for_thread(self) -> None:
+        """Return once no other run holds the thread (at once, with the reject policy).
+
+        The thread's state is only read after this: a run in progress has steps left to
+        do, just like a failed one, and must not be mistaken for one.
+
+        Raises:
+            ThreadBusyError: Another run holds the thread (and does not let go in time).
+        """
+        guard = getattr(self.graph, "thread_guard", None)
+        if guard is not None:
+            with guard.hold(self.config):
+                pass
+
     def next_input(self, message: str | None, resume: str | None) -> Any:
         """The input of the next run: the message, the answers to pending requests, or
         None to retry a failed run.
@@ -115,6 +134,7 @@ class Session:
                 nothing pending, a message while requests are pending or a failed run
                 waits to be retried, or no message at all on a thread with nothing to do.
         """
+        self.wait_for_thread()
         pending = self.pending_requests()
         if resume is not None:
             if not pending:
@@ -170,7 +190,14 @@ def open_session(settings: SessionSettings, name: str) -> Iterator[Session]:
     catalog = load_assistants(settings.assistants)
     catalog[name]  # unknown names fail before the thread store is touched
     with open_checkpointer(settings.db) as saver:
-        graph = build_assistant_graph(name, catalog, model=settings.model, checkpointer=saver)
+        graph = build_assistant_graph(
+            name,
+            catalog,
+            model=settings.model,
+            checkpointer=saver,
+            if_busy="enqueue" if settings.wait_if_busy else "reject",
+            busy_timeout=settings.busy_timeout,
+        )
         thread = settings.thread or new_thread_id()
         store = describe_database(settings.db)
         yield Session(
