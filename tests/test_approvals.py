@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from langchain_core.messages import ToolMessage
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
@@ -204,7 +205,7 @@ def run_until_approval(answer: Any, *, by_id: bool) -> tuple[list[str], Scripted
         {"mailer": [ai(tool_calls=[call_tool("send_email", to="ada@example.org")]), told]}
     )
     graph = mailer_graph(sent, models)
-    config = {"configurable": {"thread_id": "approval"}}
+    config: RunnableConfig = {"configurable": {"thread_id": "approval"}}
     first = list(stream_events(graph, "email Ada", config))
     [request] = [event for event in first if isinstance(event, InputRequestEvent)]
     assert request.kind == "approval" and sent == []

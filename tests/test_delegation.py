@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
@@ -19,7 +20,7 @@ from assistant_graph import AssistantCatalog, build_assistant_graph, read_artifa
 from assistant_graph.testing import ModelCall, ScriptedModels, ai, call_sub_assistant, call_tool
 
 
-def thread(name: str = "t") -> dict[str, Any]:
+def thread(name: str = "t") -> RunnableConfig:
     return {"configurable": {"thread_id": name}}
 
 
@@ -59,6 +60,7 @@ def test_a_delegated_answer_comes_back_as_content_and_artifact(team: AssistantCa
     assert artifact is not None
     uid = artifact["subgraph_uid"]
     assert answer.name == "sub_assistant__writer" and answer.tool_call_id == "w1"
+    assert isinstance(answer.content, str)
     assert answer.content.startswith("Hello!\n\n")
     assert f'resume_conversation_uid="{uid}"' in answer.content
     assert artifact["input"] == "Say hello."
@@ -154,7 +156,11 @@ class RunWindows:
 
 def arrivals(results: list[ToolMessage]) -> list[str]:
     """What the rendezvous told each sub-assistant, as its answer to the caller shows."""
-    return sorted(re.findall(r"rendezvous said (.*)", m.content)[0] for m in results)
+    said: list[str] = []
+    for m in results:
+        assert isinstance(m.content, str)
+        said.append(re.findall(r"rendezvous said (.*)", m.content)[0])
+    return sorted(said)
 
 
 def test_parallel_sub_assistant_calls_in_one_turn_run_concurrently() -> None:
@@ -183,6 +189,7 @@ def test_parallel_sub_assistant_calls_in_one_turn_run_concurrently() -> None:
     ).invoke({"messages": [HumanMessage("go")]})
 
     left, right = tool_messages(result["messages"])
+    assert isinstance(left.content, str) and isinstance(right.content, str)
     assert left.name == "sub_assistant__left" and left.content.startswith("L: rendezvous said")
     assert right.name == "sub_assistant__right" and right.content.startswith("R: rendezvous said")
     assert arrivals([left, right]) == ["arrived 0 of 2", "arrived 1 of 2"]
@@ -218,6 +225,7 @@ async def test_parallel_calls_also_run_concurrently_when_async() -> None:
     result = await graph.ainvoke({"messages": [HumanMessage("go")]})
 
     first, second = tool_messages(result["messages"])
+    assert isinstance(first.content, str) and isinstance(second.content, str)
     assert first.content.startswith("one: rendezvous said")
     assert second.content.startswith("two: rendezvous said")
     assert arrivals([first, second]) == ["arrived 0 of 2", "arrived 1 of 2"]
@@ -337,6 +345,7 @@ def test_forwarded_messages_and_contexts_reach_the_sub_assistant(team: Assistant
         {"messages": [HumanMessage("Tell me how big Mars is.")]}
     )
     received = models.calls("writer")[0].last_message.content
+    assert isinstance(received, str)
     assert received.startswith("Write one sentence.\n\nPrevious messages of the conversation:\n")
     assert "[user]: Tell me how big Mars is." in received
     assert "[context r1]:\n3389.5 km\n\n(conversation_uid: researcher-" in received

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 
 from assistant_graph import (
@@ -31,7 +32,7 @@ from assistant_graph.events import (
 )
 from assistant_graph.testing import ModelCall, ScriptedModels, ai, call_sub_assistant, call_tool
 
-CONFIG = {"configurable": {"thread_id": "events"}}
+CONFIG: RunnableConfig = {"configurable": {"thread_id": "events"}}
 
 
 def three_level_team() -> ScriptedModels:
@@ -253,7 +254,10 @@ class TestEveryEventNamesItsCall:
         return ai(f"researched {topic}")
 
     def assert_names_its_call(self, events: list[AssistantEvent]) -> None:
-        calls = {(e.path, e.id): e for e in events if isinstance(e, ToolCallEvent)}
+        # Keyed like the lookup below, whose parent_tool_call_id is typed str | None.
+        calls: dict[tuple[tuple[str, ...], str | None], ToolCallEvent] = {
+            (e.path, e.id): e for e in events if isinstance(e, ToolCallEvent)
+        }
         for event in events:
             assert event.path[0] == "proxy", event
             if len(event.path) == 1:

@@ -15,8 +15,10 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from langchain_core.messages import ToolMessage
+from langchain_core.runnables import RunnableConfig
 from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.sqlite import SqliteSaver
+from pydantic import SecretStr
 
 from assistant_graph import (
     AssistantCatalog,
@@ -203,6 +205,7 @@ def test_any_sub_assistant_tool_arguments_run_or_return_an_error_message(
         assert artifact is not None
         uid = artifact["subgraph_uid"]
         assert set(result["sub_assistant_states"]) == {uid}
+        assert isinstance(message.content, str)
         assert message.content.startswith("written")
         assert f'resume_conversation_uid="{uid}"' in message.content
     assert result["messages"][-1].content == "ok"
@@ -211,7 +214,7 @@ def test_any_sub_assistant_tool_arguments_run_or_return_an_error_message(
 def test_injected_arguments_sent_by_the_model_cannot_replace_the_callers_state(
     team: AssistantCatalog,
 ) -> None:
-    forged = {
+    forged: dict[str, Any] = {
         "message_to_assistant": "hi",
         "parent_conv_messages": [],
         "parent_steps_remaining": 99,
@@ -259,7 +262,9 @@ def test_the_api_key_never_appears_in_checkpoints_events_logs_or_errors(
     server.script("writer", "hello")
 
     def model(schema: Any) -> ChatOpenAI:
-        return ChatOpenAI(model="gpt-4o-mini", base_url=server.url, api_key=SECRET, max_retries=0)
+        return ChatOpenAI(
+            model="gpt-4o-mini", base_url=server.url, api_key=SecretStr(SECRET), max_retries=0
+        )
 
     database = tmp_path / "threads.sqlite"
     caplog.set_level(logging.DEBUG)
@@ -271,7 +276,7 @@ def test_the_api_key_never_appears_in_checkpoints_events_logs_or_errors(
             checkpointer=SqliteSaver(connection),
             retry=RetryPolicy(max_attempts=1),
         )
-        config = {"configurable": {"thread_id": "secret"}}
+        config: RunnableConfig = {"configurable": {"thread_id": "secret"}}
         events = list(stream_events(graph, "greet", config))
         events += list(stream_events(graph, "again", config))  # ends with a 401 error
         state = graph.get_state(config)

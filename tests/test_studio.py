@@ -32,6 +32,7 @@ from typing import Any
 import pytest
 import yaml
 from langchain_core.messages import HumanMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 from langgraph_cli.config import validate_config_file
 from langgraph_sdk import get_client, get_sync_client
@@ -146,7 +147,7 @@ def test_the_model_comes_from_the_environment_or_the_run_configuration(
     monkeypatch.setenv("ASSISTANT_GRAPH_MODEL", "openai:from-environment")
     scripted_openai_server.script("from-environment", "one")
     scripted_openai_server.script("from-configuration", "two")
-    chosen_by_run = {"configurable": {"model": "openai:from-configuration"}}
+    chosen_by_run: RunnableConfig = {"configurable": {"model": "openai:from-configuration"}}
     question = {"messages": [HumanMessage("hi")]}
 
     build_studio_graph("solo", folder=folder.path).invoke(question)
@@ -218,7 +219,8 @@ def _step_by_tool_results(*steps: ScriptedReply | str) -> Responder:
 
     def respond(request: ChatRequest) -> ScriptedReply | str:
         turn = _since_last_user_message(request)
-        return steps[sum(message["role"] == "tool" for message in turn)]
+        tool_results = sum(1 for message in turn if message["role"] == "tool")
+        return steps[tool_results]
 
     return respond
 
@@ -288,7 +290,7 @@ MARS_EVENTS = [
 
 
 def _write_team(folder: Path) -> None:
-    team = [
+    team: list[dict[str, Any]] = [
         {"name": "boss", "sub_assistants": ["helper"]},
         {"name": "helper", "callable": True, "ask_user": True},
     ]

@@ -10,7 +10,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from multiprocessing.context import BaseContext
+from multiprocessing.context import ForkServerContext
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from assistant_graph import (
     build_assistant_graph,
     open_checkpointer,
 )
+from assistant_graph._thread_guard import IfBusy
 from assistant_graph.testing import ModelCall, ScriptedModels, ai, call_tool
 
 SOLO = AssistantCatalog.from_schemas(
@@ -76,7 +77,7 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def processes() -> Iterator[BaseContext]:
+def processes() -> Iterator[ForkServerContext]:
     """Worker processes forked from a server that has imported the package already."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["assistant_graph", "tests.test_threads"])
@@ -84,7 +85,7 @@ def processes() -> Iterator[BaseContext]:
 
 
 def one_turn(
-    db: str, thread: str, text: str, if_busy: str, latency: float, start: Any, out: Any
+    db: str, thread: str, text: str, if_busy: IfBusy, latency: float, start: Any, out: Any
 ) -> None:
     """Run one turn in a process of its own; report (text, outcome, model calls made)."""
     models = ScriptedModels({"solo": [echo]}, latency=latency)
@@ -102,7 +103,7 @@ def one_turn(
 
 
 def race(
-    processes: BaseContext, db: str, thread: str, texts: list[str], if_busy: str
+    processes: ForkServerContext, db: str, thread: str, texts: list[str], if_busy: IfBusy
 ) -> list[tuple[str, str, int]]:
     """Start one turn per text in processes of their own, all at the same moment."""
     start, out = processes.Barrier(len(texts)), processes.Queue()
@@ -125,7 +126,7 @@ class TestTwoRunsOnOneThread:
     ROUNDS = 20
 
     def test_reject_refuses_the_second_before_any_model_call(
-        self, processes: BaseContext, db: str
+        self, processes: ForkServerContext, db: str
     ) -> None:
         thread = f"race-reject-{os.getpid()}-{time.monotonic_ns()}"
         kept: list[str] = []
@@ -143,7 +144,9 @@ class TestTwoRunsOnOneThread:
             assert sorted(questions) == sorted(kept)
             assert_whole_turns(messages, questions)
 
-    def test_enqueue_runs_both_one_after_the_other(self, processes: BaseContext, db: str) -> None:
+    def test_enqueue_runs_both_one_after_the_other(
+        self, processes: ForkServerContext, db: str
+    ) -> None:
         thread = f"race-enqueue-{os.getpid()}-{time.monotonic_ns()}"
         order: list[str] = []
         for round_ in range(self.ROUNDS):
@@ -171,7 +174,7 @@ def hold_thread(db: str, thread: str, started: Any) -> None:
 
 
 def test_a_refusal_says_since_when_and_which_process_holds_the_thread(
-    processes: BaseContext, db: str
+    processes: ForkServerContext, db: str
 ) -> None:
     thread = f"holder-{time.monotonic_ns()}"
     started = processes.Event()
@@ -194,7 +197,7 @@ def test_a_refusal_says_since_when_and_which_process_holds_the_thread(
         holder.join()
 
 
-def test_a_killed_run_never_leaves_its_thread_locked(processes: BaseContext, db: str) -> None:
+def test_a_killed_run_never_leaves_its_thread_locked(processes: ForkServerContext, db: str) -> None:
     thread = f"killed-{time.monotonic_ns()}"
     started = processes.Event()
     holder = processes.Process(target=hold_thread, args=(db, thread, started))
@@ -317,6 +320,7 @@ def test_a_thread_left_with_unanswered_tool_calls_is_repaired_before_the_next_ru
     ]
     repaired = seen[3]
     assert isinstance(repaired, ToolMessage) and repaired.tool_call_id == "c2"
+    assert isinstance(repaired.content, str)
     assert repaired.status == "error" and repaired.content.startswith("Not run: this tool call")
     assert_valid(result["messages"])
     assert result["messages"][-1].content == "reply to again"
@@ -350,7 +354,7 @@ class TestAsyncSavers:
         assert_whole_turns(state.values["messages"], ["one", "two"])
 
     async def test_two_async_runs_on_one_thread_from_two_processes_are_serialized(
-        self, store: str, processes: BaseContext
+        self, store: str, processes: ForkServerContext
     ) -> None:
         from assistant_graph import aopen_checkpointer
 
