@@ -19,22 +19,41 @@ EXAMPLE_ASSISTANTS = REPO / "assistants"
 
 _LOOPBACK = ("127.", "::1", "localhost")
 _real_connect = socket.socket.connect
+_real_getaddrinfo = socket.getaddrinfo
+_attempts: list[str] = []
+"""Network access tried by the running test, refused or not caught by the code under test."""
+
+
+def _is_loopback(host: object) -> bool:
+    return host is None or str(host) in ("", "0.0.0.0") or str(host).startswith(_LOOPBACK)
 
 
 def _loopback_only_connect(self: socket.socket, address: Any) -> Any:
-    if self.family in (socket.AF_INET, socket.AF_INET6):
-        host = str(address[0])
-        if not host.startswith(_LOOPBACK):
-            raise RuntimeError(f"tests may not open network connections (tried {host})")
+    if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address[0]):
+        _attempts.append(f"a connection to {address[0]}")
+        raise RuntimeError(f"tests may not open network connections (tried {address[0]})")
     return _real_connect(self, address)
+
+
+def _loopback_only_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+    if not _is_loopback(host):
+        _attempts.append(f"a name lookup of {host}")
+        raise socket.gaierror(socket.EAI_NONAME, f"tests may not resolve {host}")
+    return _real_getaddrinfo(host, *args, **kwargs)
 
 
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Refuse, and fail the test on, any connection or name lookup outside loopback, even
+    when the code under test catches the error (tiktoken's download did)."""
     monkeypatch.setattr(socket.socket, "connect", _loopback_only_connect)
+    monkeypatch.setattr(socket, "getaddrinfo", _loopback_only_getaddrinfo)
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_BASE", "ASSISTANT_GRAPH_MODEL"):
         monkeypatch.delenv(name, raising=False)
+    _attempts.clear()
     yield
+    tried, _attempts[:] = list(_attempts), []
+    assert not tried, f"the test tried to reach the network: {', '.join(tried)}"
 
 
 @pytest.fixture

@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
 import pytest
 from langchain_core.messages import ToolMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.channels import DeltaChannel
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.graph import StateGraph
 from langgraph.types import Command
 
-from assistant_graph import AssistantCatalog, build_assistant_graph, compact_thread, read_artifact
+from assistant_graph import (
+    AssistantCatalog,
+    build_assistant_graph,
+    compact_thread,
+    open_checkpointer,
+    read_artifact,
+)
 from assistant_graph.testing import (
     ModelCall,
     ScriptedModels,
@@ -27,7 +39,7 @@ from .test_cli import Cli, example
 from .test_cli import cli as cli  # fixture
 from .test_cli import server as server  # fixture
 
-CONFIG = {"configurable": {"thread_id": "long"}}
+CONFIG: RunnableConfig = {"configurable": {"thread_id": "long"}}
 
 
 def delegate_to_writer(call: ModelCall) -> Any:
@@ -47,7 +59,7 @@ def connection(tmp_path: Path) -> Iterator[sqlite3.Connection]:
 
 
 def rows(connection: sqlite3.Connection, table: str) -> int:
-    return connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    return int(connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
 
 def test_a_finished_thread_keeps_one_checkpoint_and_still_resumes_its_sub_conversations(
@@ -88,12 +100,19 @@ def test_a_thread_waiting_for_input_is_left_alone(connection: sqlite3.Connection
     assert graph.invoke(Command(resume="that one"), CONFIG)["messages"][-1].content == "thanks"
 
 
-def test_other_checkpointers_are_not_compacted(team: AssistantCatalog) -> None:
-    graph = build_assistant_graph(
-        "writer", team, model=ScriptedModels({"writer": ["hi"]}), checkpointer=InMemorySaver()
-    )
-    graph.invoke({"messages": [("user", "go")]}, CONFIG)
-    assert compact_thread(graph, CONFIG) is False
+async def test_other_checkpointers_are_not_compacted(
+    team: AssistantCatalog, tmp_path: Path
+) -> None:
+    # InMemorySaver, which this test used to show, has an adapter now; the async savers
+    # have none.
+    async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "async.sqlite")) as saver:
+        graph = build_assistant_graph(
+            "writer", team, model=ScriptedModels({"writer": ["hi"]}), checkpointer=saver
+        )
+        await graph.ainvoke({"messages": [("user", "go")]}, CONFIG)
+        before = [c.config async for c in saver.alist(CONFIG)]
+        assert compact_thread(graph, CONFIG) is False
+        assert [c.config async for c in saver.alist(CONFIG)] == before
 
 
 def test_the_cli_compacts_finished_threads_unless_asked_to_keep_history(
@@ -127,3 +146,232 @@ def test_a_caller_that_knows_the_run_finished_can_skip_the_check(
     assert rows(connection, "checkpoints") == 1
     result = graph.invoke({"messages": [("user", "more")]}, CONFIG)
     assert [m.content for m in result["messages"]] == ["go", "hi", "more", "again"]
+
+
+# --- Every saver with an adapter: the same behaviour through its own storage ----------
+
+SAVERS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=SAVERS)
+def saver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BaseCheckpointSaver[Any]]:
+    """A saver of each kind that has an adapter, opened as the CLI opens it."""
+    if request.param == "memory":
+        yield InMemorySaver()
+        return
+    db = tmp_path / "threads.sqlite" if request.param == "sqlite" else None
+    with open_checkpointer(db or request.getfixturevalue("postgres_url")) as opened:
+        yield opened
+
+
+@pytest.fixture
+def thread(saver: BaseCheckpointSaver[Any]) -> Iterator[RunnableConfig]:
+    """A thread of its own: the Postgres database is shared by the tests (and by runs)."""
+    thread_id = f"compaction-{uuid.uuid4()}"
+    yield {"configurable": {"thread_id": thread_id}}
+    saver.delete_thread(thread_id)
+
+
+def checkpoints(saver: BaseCheckpointSaver[Any], thread: RunnableConfig, **ns: str) -> list[Any]:
+    """The thread's checkpoint tuples, of every namespace unless ``checkpoint_ns`` is given."""
+    return list(saver.list({"configurable": {**thread["configurable"], **ns}}))
+
+
+def test_each_saver_compacts_a_finished_thread_to_its_latest_root_checkpoint(
+    team: AssistantCatalog, saver: BaseCheckpointSaver[Any], thread: RunnableConfig
+) -> None:
+    models = ScriptedModels(
+        {"proxy": [delegate_to_writer] * 8, "writer": [lambda c: f"part {len(c.messages)}"] * 4}
+    )
+    graph = build_assistant_graph("proxy", team, model=models, checkpointer=saver)
+    for turn in range(2):
+        graph.invoke({"messages": [("user", f"turn {turn}")]}, thread)
+    before = graph.get_state(thread)
+    history = checkpoints(saver, thread)
+    namespaces = {c.config["configurable"]["checkpoint_ns"] for c in history}
+
+    assert compact_thread(graph, thread) is True
+
+    assert len(history) > 10 and len(namespaces) == 3  # the root and two writer runs
+    [kept] = checkpoints(saver, thread)
+    assert kept.config["configurable"]["checkpoint_ns"] == ""
+    assert (
+        kept.config["configurable"]["checkpoint_id"]
+        == before.config["configurable"]["checkpoint_id"]
+    )
+    assert kept.parent_config is None and not kept.pending_writes
+    after = graph.get_state(thread)
+    assert after.values == before.values and not after.next
+    # The thread goes on: the writer's conversation is resumed by its uid, from the state.
+    result = graph.invoke({"messages": [("user", "turn 2")]}, thread)
+    third = models.calls("writer")[2]
+    assert [m.content for m in third.messages[1:]] == ["more", "part 2", "more", "part 4", "more"]
+    assert len(result["messages"]) == 12
+    assert len(result["sub_assistant_states"]) == 1
+    # And compacts again, to the new latest checkpoint, and goes on again.
+    assert compact_thread(graph, thread) is True
+    assert len(checkpoints(saver, thread)) == 1
+    graph.invoke({"messages": [("user", "turn 3")]}, thread)
+    fourth = models.calls("writer")[3]
+    assert [m.content for m in fourth.messages[-3:]] == ["more", "part 6", "more"]
+
+
+def test_each_saver_leaves_a_thread_waiting_for_input_alone(
+    saver: BaseCheckpointSaver[Any], thread: RunnableConfig
+) -> None:
+    team = AssistantCatalog.from_schemas(
+        [{"name": "asker", "description": "d", "instructions": "i", "ask_user": True}]
+    )
+    models = ScriptedModels(
+        {"asker": [ai(tool_calls=[call_tool("ask_user", question="Which?")]), "thanks"]}
+    )
+    graph = build_assistant_graph("asker", team, model=models, checkpointer=saver)
+    graph.invoke({"messages": [("user", "go")]}, thread)
+    before = [c.config for c in checkpoints(saver, thread)]
+
+    assert compact_thread(graph, thread) is False
+
+    assert [c.config for c in checkpoints(saver, thread)] == before
+    assert graph.invoke(Command(resume="that one"), thread)["messages"][-1].content == "thanks"
+    assert compact_thread(graph, thread) is True
+    assert len(checkpoints(saver, thread)) == 1
+
+
+def test_each_saver_keeps_the_pending_writes_of_the_latest_checkpoint(
+    saver: BaseCheckpointSaver[Any], thread: RunnableConfig
+) -> None:
+    # A caller that wrongly says the run finished: the interrupt is a pending write of the
+    # latest root checkpoint, and kept with it, so answering still works.
+    team = AssistantCatalog.from_schemas(
+        [{"name": "asker", "description": "d", "instructions": "i", "ask_user": True}]
+    )
+    models = ScriptedModels(
+        {"asker": [ai(tool_calls=[call_tool("ask_user", question="Which?")]), "thanks"]}
+    )
+    graph = build_assistant_graph("asker", team, model=models, checkpointer=saver)
+    graph.invoke({"messages": [("user", "go")]}, thread)
+    [pending] = graph.get_state(thread).interrupts
+
+    assert compact_thread(graph, thread, finished=True) is True
+
+    [kept] = checkpoints(saver, thread)
+    assert kept.pending_writes
+    assert graph.get_state(thread).interrupts == (pending,)
+    assert graph.invoke(Command(resume="that one"), thread)["messages"][-1].content == "thanks"
+
+
+def test_each_saver_returns_false_for_a_thread_it_does_not_have(
+    team: AssistantCatalog, saver: BaseCheckpointSaver[Any], thread: RunnableConfig
+) -> None:
+    graph = build_assistant_graph(
+        "writer", team, model=ScriptedModels({"writer": []}), checkpointer=saver
+    )
+    assert compact_thread(graph, thread, finished=True) is False
+
+
+def extend(items: list[str], updates: Sequence[list[str]]) -> list[str]:
+    """A DeltaChannel's reducer: it gets the updates of a step as a batch."""
+    return [*items, *(item for update in updates for item in update)]
+
+
+class Counted(TypedDict):
+    items: Annotated[list[str], DeltaChannel(extend)]
+
+
+def test_a_graph_with_a_delta_channel_is_not_compacted(
+    saver: BaseCheckpointSaver[Any], thread: RunnableConfig
+) -> None:
+    # A DeltaChannel rebuilds its value from older checkpoints: keeping only the latest
+    # one would empty it (it did, before compact_thread checked).
+    builder = StateGraph(Counted)
+    builder.add_node("add", lambda state: {"items": ["added"]})
+    builder.set_entry_point("add")
+    builder.set_finish_point("add")
+    graph = builder.compile(checkpointer=saver)
+    for turn in range(3):
+        graph.invoke({"items": [f"turn {turn}"]}, thread)
+    count = len(checkpoints(saver, thread))
+
+    assert compact_thread(graph, thread) is False
+
+    assert len(checkpoints(saver, thread)) == count
+    assert graph.get_state(thread).values["items"][-2:] == ["turn 2", "added"]
+
+
+# --- The SQLite adapter reads SqliteSaver's private tables: their shape is pinned --------
+
+
+def test_sqlite_saver_storage_still_has_the_columns_the_adapter_relies_on(
+    tmp_path: Path,
+) -> None:
+    """A failure here means SqliteSaver changed its storage: check ``_compact_sqlite``.
+
+    The adapter selects the latest root checkpoint by ``checkpoint_id`` (as ``get_tuple``
+    does), deletes the other rows of the thread from both tables by ``thread_id``,
+    ``checkpoint_ns`` and ``checkpoint_id``, and clears the kept row's
+    ``parent_checkpoint_id``. Any other change of the tables fails this test too, because
+    a new column could hold something the adapter then leaves behind or breaks.
+    """
+    with open_checkpointer(tmp_path / "threads.sqlite") as saver:
+        assert isinstance(saver, SqliteSaver)
+        columns = {
+            table: [
+                (name, kind, pk)
+                for _, name, kind, _, _, pk in saver.conn.execute(f"PRAGMA table_info({table})")
+            ]
+            for table in ("checkpoints", "writes")
+        }
+        tables = sorted(
+            name
+            for (name,) in saver.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        )
+
+    assert tables == ["checkpoints", "writes"]
+    assert columns == {
+        "checkpoints": [
+            ("thread_id", "TEXT", 1),
+            ("checkpoint_ns", "TEXT", 2),
+            ("checkpoint_id", "TEXT", 3),
+            ("parent_checkpoint_id", "TEXT", 0),
+            ("type", "TEXT", 0),
+            ("checkpoint", "BLOB", 0),
+            ("metadata", "BLOB", 0),
+        ],
+        "writes": [
+            ("thread_id", "TEXT", 1),
+            ("checkpoint_ns", "TEXT", 2),
+            ("checkpoint_id", "TEXT", 3),
+            ("task_id", "TEXT", 4),
+            ("task_path", "TEXT", 0),
+            ("idx", "INTEGER", 5),
+            ("channel", "TEXT", 0),
+            ("type", "TEXT", 0),
+            ("value", "BLOB", 0),
+        ],
+    }
+
+
+def test_sqlite_compaction_is_one_transaction(
+    team: AssistantCatalog, connection: sqlite3.Connection
+) -> None:
+    models = ScriptedModels({"writer": ["hi"]})
+    graph = build_assistant_graph(
+        "writer", team, model=models, checkpointer=SqliteSaver(connection)
+    )
+    graph.invoke({"messages": [("user", "go")]}, CONFIG)
+    before = rows(connection, "checkpoints")
+    statements: list[str] = []
+    connection.set_trace_callback(statements.append)
+
+    assert compact_thread(graph, CONFIG, finished=True) is True
+
+    connection.set_trace_callback(None)
+    assert before > 1 and rows(connection, "checkpoints") == 1
+    assert [s.split()[0] for s in statements] == [
+        "BEGIN",
+        "SELECT",
+        "DELETE",
+        "DELETE",
+        "UPDATE",
+        "COMMIT",
+    ]

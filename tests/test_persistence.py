@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import sys
 import types
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,7 +13,9 @@ from typing import Any, ClassVar
 
 import pytest
 from langchain_core.messages import HumanMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from assistant_graph import AssistantCatalog, build_assistant_graph
@@ -24,7 +27,9 @@ from assistant_graph._persistence import (
 )
 from assistant_graph.testing import ScriptedModels
 
-CONFIG = {"configurable": {"thread_id": "kept"}}
+from .test_compaction import delegate_to_writer
+
+CONFIG: RunnableConfig = {"configurable": {"thread_id": "kept"}}
 
 
 def remember(saver: Any, team: AssistantCatalog, text: str, answer: str) -> list[str]:
@@ -181,3 +186,37 @@ def test_describe_database_hides_passwords() -> None:
     )
     assert describe_database("postgres://host/db") == "postgres://host/db"
     assert describe_database("threads.sqlite") == "threads.sqlite"
+
+
+@pytest.mark.postgres
+def test_a_thread_on_postgres_is_continued_over_a_new_connection(
+    postgres_url: str, team: AssistantCatalog
+) -> None:
+    config: RunnableConfig = {"configurable": {"thread_id": f"persistence-{uuid.uuid4()}"}}
+
+    def models() -> ScriptedModels:
+        return ScriptedModels(
+            {"proxy": [delegate_to_writer] * 2, "writer": [lambda c: f"part {len(c.messages)}"]}
+        )
+
+    with open_checkpointer(postgres_url) as saver:
+        assert isinstance(saver, PostgresSaver)
+        graph = build_assistant_graph("proxy", team, model=models(), checkpointer=saver)
+        graph.invoke({"messages": [HumanMessage("turn 0")]}, config)
+    # As a second process would: a new connection, a new graph, new models.
+    with open_checkpointer(postgres_url) as saver:
+        second = models()
+        graph = build_assistant_graph("proxy", team, model=second, checkpointer=saver)
+        result = graph.invoke({"messages": [HumanMessage("turn 1")]}, config)
+        saver.delete_thread(config["configurable"]["thread_id"])
+
+    # The writer's conversation of the first connection, resumed by its uid.
+    [resumed] = second.calls("writer")
+    assert [m.content for m in resumed.messages[1:]] == ["more", "part 2", "more"]
+    assert [m.content for m in result["messages"] if m.type in ("human", "ai") and m.content] == [
+        "turn 0",
+        "ok",
+        "turn 1",
+        "ok",
+    ]
+    assert len(result["sub_assistant_states"]) == 1

@@ -373,3 +373,32 @@ class TestAsyncSavers:
         finally:
             holder.kill()
             holder.join()
+
+
+def test_a_thread_is_not_compacted_while_another_process_runs_on_it(
+    processes: ForkServerContext, db: str
+) -> None:
+    from assistant_graph import compact_thread
+
+    thread = f"compact-busy-{time.monotonic_ns()}"
+    with open_checkpointer(db) as saver:
+        graph = build_assistant_graph(
+            "solo", SOLO, model=ScriptedModels({"solo": [echo]}), checkpointer=saver
+        )
+        graph.invoke({"messages": [HumanMessage("first")]}, config(thread))
+    started = processes.Event()
+    holder = processes.Process(target=hold_thread, args=(db, thread, started))
+    holder.start()
+    try:
+        assert started.wait(30)
+        with open_checkpointer(db) as saver:
+            graph = build_assistant_graph(
+                "solo", SOLO, model=ScriptedModels({}), checkpointer=saver
+            )
+            assert compact_thread(graph, config(thread), finished=True) is False
+    finally:
+        holder.kill()
+        holder.join()
+    with open_checkpointer(db) as saver:
+        graph = build_assistant_graph("solo", SOLO, model=ScriptedModels({}), checkpointer=saver)
+        assert compact_thread(graph, config(thread)) is False  # the killed run is unfinished

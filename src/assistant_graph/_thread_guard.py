@@ -33,6 +33,7 @@ import json
 import os
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -118,12 +119,13 @@ class _ProcessLocks:
 
 
 _PROCESS_LOCKS = _ProcessLocks()
-_SQLITE_PATHS: dict[int, Path] = {}
+_SQLITE_PATHS: weakref.WeakKeyDictionary[Any, Path | None] = weakref.WeakKeyDictionary()
+"""The database file of each SQLite saver seen (None: an in-memory database)."""
 
 
 def remember_sqlite_path(checkpointer: Any, path: Path) -> None:
-    """Record the database file of a SQLite saver that cannot tell it itself (async)."""
-    _SQLITE_PATHS[id(checkpointer)] = path
+    """Record the database file of a SQLite saver (the async one cannot tell it)."""
+    _SQLITE_PATHS[checkpointer] = path
 
 
 @dataclass(frozen=True)
@@ -182,6 +184,7 @@ class ThreadGuard:
         """
         attempt = self._attempt(config)
         if attempt is not None and not attempt.try_take():
+            attempt.abandon()
             return None
         return attempt
 
@@ -235,6 +238,12 @@ class _Attempt:
         if self._local is not None:
             self._local.release()
         self._local = self._store = None
+
+    def abandon(self) -> None:
+        """Free what unsuccessful tries used."""
+        if self._store is not None:
+            self._store.discard()
+            self._store = None
 
     def check(self, deadline: float) -> None:
         """Raise :class:`ThreadBusyError` if waiting is over."""
@@ -392,7 +401,13 @@ class _PostgresLock:
         return bool(row and row[0])
 
     def release(self) -> None:
-        self.discard()  # ending the session releases its lock
+        # Unlock before closing: a closed session's locks go only when its server process
+        # has noticed, and the next run must find the thread free at once.
+        if self._connection is not None:
+            try:
+                self._connection.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+            finally:
+                self.discard()
 
     def discard(self) -> None:
         if self._connection is not None:
@@ -442,16 +457,16 @@ def _postgres_conninfo(checkpointer: Any) -> str | None:
 
 
 def _sqlite_path(checkpointer: Any) -> Path | None:
-    """The database file of a SQLite saver (None for an in-memory database)."""
-    if id(checkpointer) in _SQLITE_PATHS:
-        return _SQLITE_PATHS[id(checkpointer)]
+    """The database file of a SQLite saver (None for an in-memory database), asked of
+    its connection once."""
+    if checkpointer in _SQLITE_PATHS:
+        return _SQLITE_PATHS[checkpointer]
     module = type(checkpointer).__module__
-    if not module.startswith("langgraph.checkpoint.sqlite"):
-        return None
-    conn = checkpointer.conn
-    if not hasattr(conn, "execute") or module.endswith(".aio"):
+    if not module.startswith("langgraph.checkpoint.sqlite") or module.endswith(".aio"):
         return None
     with checkpointer.lock:
-        rows = conn.execute("PRAGMA database_list").fetchall()
+        rows = checkpointer.conn.execute("PRAGMA database_list").fetchall()
     files = [row[2] for row in rows if row[1] == "main" and row[2]]
-    return Path(files[0]) if files else None
+    path = Path(files[0]) if files else None
+    _SQLITE_PATHS[checkpointer] = path
+    return path
