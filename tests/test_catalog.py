@@ -48,9 +48,37 @@ def test_asking_for_a_missing_assistant_raises_missing_config_error() -> None:
 
 def test_malformed_yaml_names_the_file(folder: AssistantFolder) -> None:
     folder.write("broken.yaml", "name: broken\ndescription: [unclosed\n")
-    with pytest.raises(AssistantConfigError, match=r"broken\.yaml: malformed YAML") as error:
+    with pytest.raises(AssistantConfigError, match=r"broken\.yaml:2:14: malformed YAML") as error:
         folder.load()
     assert problems(error) == {("broken.yaml", "")}
+
+
+def test_malformed_yaml_keeps_line_and_column_and_shows_the_line(folder: AssistantFolder) -> None:
+    folder.write("broken.yaml", "name: broken\ndescription: [unclosed\n")
+
+    with pytest.raises(AssistantConfigError) as error:
+        folder.load()
+
+    [problem] = error.value.problems
+    assert (problem.line, problem.column) == (2, 14)
+    assert problem.excerpt == ("description: [unclosed", "             ^")
+    assert problem.message == (
+        "malformed YAML: expected ',' or ']', but got the end of the file "
+        "(while parsing a flow sequence, which starts here)"
+    )
+    assert "<unicode string>" not in str(error.value)
+
+
+def test_a_mistake_in_the_middle_of_a_line_is_pointed_at(folder: AssistantFolder) -> None:
+    folder.write("broken.yaml", "name: broken\ndescription: a: b\n")
+
+    with pytest.raises(AssistantConfigError) as error:
+        folder.load()
+
+    [problem] = error.value.problems
+    assert (problem.line, problem.column) == (2, 15)
+    assert problem.excerpt == ("description: a: b", "              ^")
+    assert problem.message == "malformed YAML: mapping values are not allowed here"
 
 
 def test_a_document_that_is_not_a_mapping_is_rejected(folder: AssistantFolder) -> None:
@@ -71,8 +99,49 @@ def test_a_wrong_type_names_the_file_and_field(folder: AssistantFolder) -> None:
 
 def test_an_unknown_field_names_the_field(folder: AssistantFolder) -> None:
     folder.add("helper", temprature=0.1)
-    with pytest.raises(AssistantConfigError, match=r"helper\.yaml: temprature: Extra inputs"):
+    with pytest.raises(AssistantConfigError, match=r"helper\.yaml: temprature: unknown field"):
         folder.load()
+
+
+def test_an_unknown_field_is_explained_in_plain_words_with_a_suggestion(
+    folder: AssistantFolder,
+) -> None:
+    folder.add("helper", calable=True)
+
+    with pytest.raises(AssistantConfigError) as error:
+        folder.load()
+
+    [problem] = error.value.problems
+    assert problem.field == "calable"
+    assert problem.message.startswith(
+        "unknown field (did you mean 'callable'?); an assistant has the fields name, "
+        "description, instructions, model,"
+    )
+    assert "Extra inputs" not in str(error.value)
+
+
+def test_a_missing_field_is_explained_in_plain_words(folder: AssistantFolder) -> None:
+    folder.write("helper.yaml", "name: helper\ninstructions: Help.\n")
+
+    with pytest.raises(AssistantConfigError) as error:
+        folder.load()
+
+    assert [(p.field, p.message) for p in error.value.problems] == [
+        ("description", "missing: every assistant needs this field")
+    ]
+
+
+def test_an_assistant_whose_file_is_broken_still_exists_for_references(
+    folder: AssistantFolder,
+) -> None:
+    folder.add("boss", sub_assistants=["calculator", "writer"])
+    folder.add("calculator", callable=True, colour="red")  # an unknown field
+    folder.write("writer.yaml", "name: writer\ndescription: [unclosed\n")  # malformed YAML
+
+    with pytest.raises(AssistantConfigError) as error:
+        folder.load()
+
+    assert problems(error) == {("calculator.yaml", "colour"), ("writer.yaml", "")}
 
 
 def test_a_duplicate_name_names_the_second_file(folder: AssistantFolder) -> None:
@@ -184,7 +253,7 @@ def test_yaml_is_parsed_safely_without_constructing_objects(
         "evil.yaml",
         f"name: !!python/object/apply:os.system ['touch {marker}']\ndescription: x\n",
     )
-    with pytest.raises(AssistantConfigError, match=r"evil\.yaml: malformed YAML"):
+    with pytest.raises(AssistantConfigError, match=r"evil\.yaml:1:7: malformed YAML"):
         folder.load()
     assert not marker.exists()
 

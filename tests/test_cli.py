@@ -184,7 +184,8 @@ class TestRun:
         assert "    calculator ← calculate: 2*3389.5 = 6779" in tree
         assert "proxy says: Mars is 6779 km wide." in tree
         assert re.search(
-            r"^thread (\w+) \(new, kept in .*threads\.sqlite; continue it with --thread \1\)$",
+            r"^thread (\w+) \(new, kept in .*threads\.sqlite; continue it with: "
+            r"assistant-graph run proxy --thread \1 --assistants \S+ MESSAGE\)$",
             outcome.stderr,
             re.M,
         )
@@ -309,7 +310,7 @@ class TestThreads:
             "A shorter title.",
         )
         server.script("writer", "Mars, the red frontier", "Red Mars")
-        db = str(tmp_path / "threads" / "threads.sqlite")
+        db = str(tmp_path / "threads.sqlite")
 
         first = cli(*example("run", "proxy", "Title?", "--thread", "t1", "--db", db))
         second = cli(*example("run", "proxy", "Shorter?", "--thread", "t1", "--db", db))
@@ -359,7 +360,10 @@ class TestThreads:
             r".*500.*",
             error,
         )
-        assert "retry the failed step with: assistant-graph run proxy --thread t2" in failed.stderr
+        assert (
+            f"retry the failed step with: assistant-graph run proxy --thread t2 "
+            f"--assistants {EXAMPLE_ASSISTANTS} --db {db}\n"
+        ) in failed.stderr
         assert (retried.code, retried.stdout) == (0, "1737.4 km.\n")
         assert "retrying the failed run on thread t2" in retried.stderr
         assert len(server.requests_for("proxy")) == 2
@@ -415,7 +419,10 @@ class TestHumanInTheLoop:
         assert re.fullmatch(
             r"  \[\w{32}\] proxy > researcher asks: Which planet do you mean\?", request
         )
-        assert "--thread h1 --resume ANSWER" in waiting.stderr
+        assert f"answer with: assistant-graph run proxy --thread h1 {' '.join(options)} " in (
+            waiting.stderr
+        )
+        assert waiting.stderr.rstrip().endswith("--resume ANSWER")
         assert (answered.code, answered.stdout) == (0, "Mars it is.\n")
         assert server.requests_for("researcher")[1].tool_results == ["Mars"]
 
@@ -522,7 +529,7 @@ class TestBadInput:
         outcome = outcomes["invalid yaml"]
         assert outcome.code == 2
         [line] = outcome.error_lines()
-        assert re.fullmatch(r"error: .*a\.yaml: malformed YAML: .*", line)
+        assert re.fullmatch(r"error: .*a\.yaml:1:7: malformed YAML: .*", line)
 
     def test_no_api_key_for_a_real_model(self, outcomes: dict[str, Outcome]) -> None:
         outcome = outcomes["no api key"]

@@ -60,15 +60,16 @@ class TestValidate:
 
         assert result.exit_code == 2
         lines = result.stdout.splitlines()
-        assert len(lines) == 3
-        assert f"{folder.path / 'boss.yaml'}: max_steps: Input should be greater than" in lines[1]
+        assert len(lines) == 5
         assert re.fullmatch(
-            rf"{re.escape(str(folder.path))}/broken\.yaml: malformed YAML: .*", lines[0]
+            rf"{re.escape(str(folder.path))}/broken\.yaml:1:7: malformed YAML: .*", lines[0]
         )
-        assert lines[2] == (
+        assert lines[1:3] == ["    name: [unclosed", "          ^"]
+        assert f"{folder.path / 'boss.yaml'}: max_steps: Input should be greater than" in lines[3]
+        assert lines[4] == (
             f"{folder.path / 'worker.yaml'}: sub_assistants[0]: no assistant named 'ghost'"
         )
-        assert result.stderr == f"3 problem(s) in {folder.path}\n"
+        assert result.stderr == f"3 problems in {folder.path}\n"
 
 
 class TestList:
@@ -207,7 +208,7 @@ class TestChat:
         result = invoke("run", "proxy", "-", "--db", ":memory:", *EXAMPLE, input="Hi there\n")
 
         assert (result.exit_code, result.stdout) == (0, "Got 'Hi there'.\n")
-        assert "kept in :memory:" in result.stderr
+        assert "(new, in memory only: it ends with this command)" in result.stderr
 
     def test_a_new_message_on_a_thread_waiting_for_input_is_refused(
         self, server: ScriptedOpenAIServer, folder: AssistantFolder, tmp_path: Path
@@ -223,8 +224,9 @@ class TestChat:
         assert waiting.exit_code == 3
         assert refused.exit_code == 2
         assert refused.stderr == (
-            "error: thread w is waiting for input (1 pending); answer with --resume ANSWER "
-            "instead of a new message\n"
+            "error: thread w is waiting for input (1 pending); answer it instead of sending a "
+            f"new message: assistant-graph run asker --thread w {' '.join(options)} "
+            "--resume ANSWER\n"
         )
 
     def test_questions_are_asked_inline_and_the_run_resumes(

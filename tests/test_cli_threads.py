@@ -12,7 +12,7 @@ from subprocess import Popen
 
 import pytest
 
-from assistant_graph import load_assistants
+from assistant_graph import load_assistants, open_checkpointer
 from assistant_graph.testing import (
     ChatRequest,
     ScriptedOpenAIServer,
@@ -119,3 +119,32 @@ def test_retrying_without_a_message_while_a_run_is_in_progress_redoes_nothing(
     slow.finish()
     assert retry.code == 4 and "a run is in progress" in retry.stderr
     assert len(server.requests) == 1
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A thread store the CLI is given with --db."""
+    if request.param == "sqlite":
+        return str(tmp_path / "threads.sqlite")
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+def checkpoints(db: str, thread: str) -> int:
+    with open_checkpointer(db) as saver:
+        return len(list(saver.list({"configurable": {"thread_id": thread}})))
+
+
+def test_a_finished_run_says_it_compacted_the_thread_on_sqlite_and_postgres(
+    cli: Cli, server: ScriptedOpenAIServer, store: str
+) -> None:
+    server.script("writer", "one", "two")
+    thread = f"compact-{time.monotonic_ns()}"
+    kept = cli(*example("run", "writer", "hi", "--db", store, "--thread", thread, "--keep-history"))
+    assert kept.code == 0 and "compacted" not in kept.stderr
+    assert checkpoints(store, thread) > 1
+
+    compact = cli(*example("run", "writer", "again", "--db", store, "--thread", thread))
+    assert compact.code == 0
+    assert f"thread {thread} compacted to its latest checkpoint" in compact.stderr
+    assert checkpoints(store, thread) == 1

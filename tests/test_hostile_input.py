@@ -54,6 +54,8 @@ FIELDS = [
     "max_result_chars",
     "summarize_after_tokens",
     "summary_keep_messages",
+    "output_schema",
+    "output_strategy",
     "unknown",
 ]
 scalars = st.one_of(

@@ -5,7 +5,9 @@ recreate, analyse, recreate with an image creator (OpenAI Images API) and a visi
 from __future__ import annotations
 
 import base64
+import io
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,10 +25,13 @@ from assistant_graph.examples import (
     offline_image_team,
     script_image_team,
 )
+from assistant_graph.examples.city_art import HEIGHT, PERSON, TRAM, WIDTH, draw_city
 from assistant_graph.examples.image_team import CRITIQUES, IMAGE_TEAM_REQUEST
 from assistant_graph.testing import ScriptedOpenAIServer, tiny_png_bytes
 
 FAKE_KEY = "sk-test-not-a-real-key"
+SHARED_IMAGE_DIR = Path(tempfile.gettempdir()) / "assistant-graph-images"
+"""Where the image tools save images by default: shared by every run on the machine."""
 CONFIG: RunnableConfig = {"configurable": {"thread_id": "images"}}
 
 
@@ -89,8 +94,56 @@ def test_the_images_are_png_files_in_the_image_folder_named_in_the_final_answer(
     for path in images:
         with Image.open(path) as image:
             image.verify()
-            assert (image.format, image.size) == ("PNG", (8, 8))
+            assert (image.format, image.size) == ("PNG", (WIDTH, HEIGHT))
         assert str(path) in loop.result["messages"][-1].content
+
+
+def test_offline_each_image_is_drawn_from_its_prompt_so_the_three_versions_differ(
+    loop: Loop,
+) -> None:
+    prompts = [request.prompt for request in loop.server.image_requests]
+    files = {path.read_bytes() for path in loop.image_dir.glob("*.png")}
+
+    assert files == {draw_city(prompt) for prompt in prompts}
+    assert len(files) == 3
+
+
+def test_the_offline_pictures_show_what_the_critiques_talk_about() -> None:
+    busy, spire, scale = (
+        _rgb(draw_city(prompt))
+        for prompt in [
+            IMAGE_TEAM_REQUEST,
+            CRITIQUES[0].split("Improved prompt: ")[1],
+            CRITIQUES[1].split("Improved prompt: ")[1],
+        ]
+    )
+    centre = (WIDTH // 2, 30)  # well above the skyline, in the middle
+
+    assert _is_purple_or_blue(busy.getpixel((5, 5)))  # a twilight sky
+    assert _brightness(busy, centre) < 300  # no bright focal point in the first one
+    assert _brightness(spire, centre) > 500  # a radiant central spire in the second
+    assert _brightness(scale, centre) > 500  # still there in the third,
+    assert _count(scale, TRAM) > _count(spire, TRAM) == 0  # now with flying trams
+    assert _count(scale, PERSON) > _count(spire, PERSON) == 0  # and people for scale
+
+
+def _rgb(png: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(png)).convert("RGB")
+
+
+def _brightness(image: Image.Image, xy: tuple[int, int]) -> int:
+    red, green, blue = image.getpixel(xy)  # type: ignore[misc]
+    return int(red + green + blue)
+
+
+def _count(image: Image.Image, colour: tuple[int, int, int]) -> int:
+    width, height = image.size
+    return sum(1 for x in range(width) for y in range(height) if image.getpixel((x, y)) == colour)
+
+
+def _is_purple_or_blue(pixel: Any) -> bool:
+    red, green, blue = pixel
+    return bool(blue > green and blue >= red)
 
 
 def test_the_vision_model_receives_each_new_image_as_a_data_url(loop: Loop) -> None:
@@ -103,7 +156,8 @@ def test_the_vision_model_receives_each_new_image_as_a_data_url(loop: Loop) -> N
         assert kinds == ["text", "image_url"]
         url = question["content"][1]["image_url"]["url"]
         assert url.startswith("data:image/png;base64,")
-        assert base64.b64decode(url.split(",", 1)[1]) == tiny_png_bytes()
+        sent = base64.b64decode(url.split(",", 1)[1])
+        assert sent in {path.read_bytes() for path in loop.image_dir.glob("*.png")}
 
 
 def test_the_proxy_resumes_each_specialist_and_forwards_results_as_contexts(loop: Loop) -> None:
@@ -155,6 +209,20 @@ def test_analyze_image_refuses_files_outside_the_image_folder(
     with pytest.raises(ValueError, match="not a PNG or JPEG file in the image folder"):
         tool("vision_analyst").invoke({"image_path": str(outside)})
     assert scripted_openai_server.requests == []
+
+
+def test_offline_image_team_keeps_its_images_in_a_temporary_folder_it_removes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("ASSISTANT_GRAPH_IMAGE_DIR", raising=False)
+
+    with offline_image_team():
+        path = Path(tool("image_creator").invoke({"prompt": "a city at twilight"}))
+        assert path.is_file()
+        assert path.parent != SHARED_IMAGE_DIR.resolve()
+
+    assert not path.parent.exists()
+    assert "ASSISTANT_GRAPH_IMAGE_DIR" not in os.environ
 
 
 def test_offline_image_team_restores_the_environment_it_changed(tmp_path: Path) -> None:

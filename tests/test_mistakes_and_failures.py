@@ -305,7 +305,8 @@ def test_a_real_model_without_an_api_key_is_a_config_error_naming_the_file(
     team: AssistantCatalog,
 ) -> None:
     with pytest.raises(
-        AssistantConfigError, match=r"researcher\.yaml: model: cannot create .*api_key"
+        AssistantConfigError,
+        match=r"researcher\.yaml: model: cannot create .*: OPENAI_API_KEY is not set",
     ):
         build_assistant_graph("proxy", team)
 

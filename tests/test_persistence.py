@@ -49,7 +49,7 @@ def test_memory_keeps_threads_in_an_in_memory_saver() -> None:
 def test_a_path_opens_sqlite_and_threads_survive_reopening(
     tmp_path: Path, team: AssistantCatalog
 ) -> None:
-    db = tmp_path / "new" / "folder" / "threads.sqlite"
+    db = tmp_path / "threads.sqlite"
 
     with open_checkpointer(db) as saver:
         assert isinstance(saver, SqliteSaver)

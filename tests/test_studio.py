@@ -45,6 +45,7 @@ from assistant_graph import (
     astream_events,
     build_assistant_graph,
     load_assistants,
+    studio,
 )
 from assistant_graph.events import (
     AssistantEvent,
@@ -72,6 +73,7 @@ LANGGRAPH_JSON = REPO / "langgraph.json"
 GENERIC_GRAPH = "assistant"
 IMAGE_TEAM_GRAPH = "image_team"
 FAKE_KEY = "sk-test-not-a-real-key"
+SERVER_LOG = "server.log"
 STARTUP_SECONDS = 90.0
 STOP_SECONDS = 10.0
 OFFLINE_ENVIRONMENT = {
@@ -346,7 +348,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 @contextmanager
 def langgraph_dev(config: Path, workdir: Path, environment: dict[str, str]) -> Iterator[str]:
     """Run ``langgraph dev`` on a free loopback port in ``workdir``; yield its URL."""
-    port, log = _free_port(), workdir / "server.log"
+    port, log = _free_port(), workdir / SERVER_LOG
     command = [str(Path(sys.executable).with_name("langgraph")), "dev", "--config", str(config)]
     command += ["--port", str(port), "--host", "127.0.0.1", "--no-browser", "--no-reload"]
     with log.open("wb") as output:
@@ -643,3 +645,29 @@ def _graph_path(graph_id: str) -> str:
 def _import(path: str) -> Any:
     module, _, attribute = path.partition(":")
     return getattr(importlib.import_module(module), attribute)
+
+
+def test_warming_up_compiles_the_generic_graph_before_its_first_load(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    assert studio.warm_up()
+    hits = studio._compiled.cache_info().hits
+
+    build_studio_graph()  # what the server's first load of the generic graph does
+
+    assert studio._compiled.cache_info().hits == hits + 1
+
+
+def test_the_first_load_of_the_generic_graph_is_not_logged_as_slow(tmp_path: Path) -> None:
+    environment = _environment(OPENAI_API_KEY=FAKE_KEY, OPENAI_BASE_URL="http://127.0.0.1:9/v1")
+
+    with (
+        langgraph_dev(LANGGRAPH_JSON, tmp_path, environment) as url,
+        get_sync_client(url=url) as client,
+    ):
+        client.assistants.get_graph(GENERIC_GRAPH)  # compiles it, as a run's first load does
+
+    log = (tmp_path / SERVER_LOG).read_text(errors="replace")
+    slow = [line for line in log.splitlines() if "Slow graph load" in line]
+    assert not [line for line in slow if f"'{GENERIC_GRAPH}'" in line], slow

@@ -10,6 +10,8 @@ Every rule about the budget lives here:
   (:func:`out_of_steps_notice`) that says how many model calls the run had, so the
   history stays valid for chat APIs and the run can be continued;
 * a caller sees that its callee stopped early through :func:`incomplete_note`;
+* a typed assistant (``output_schema``) whose last answer did not match its schema
+  spent a step on it: both notes name the validation errors (:func:`invalid_result_text`);
 * LangGraph's recursion limit is set so that the budget, not the limit, ends a run
   (:func:`recursion_limit_for`).
 
@@ -18,7 +20,7 @@ Token, cost and time budgets belong here too when they come.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
@@ -28,6 +30,7 @@ __all__ = [
     "OUT_OF_STEPS_MARKER",
     "callee_limit",
     "incomplete_note",
+    "invalid_result_text",
     "is_out_of_steps_notice",
     "not_run_results",
     "out_of_steps",
@@ -47,13 +50,17 @@ NOT_RUN_TEXT = (
     "Not run: the step budget of this run was used up before this tool call could be made."
 )
 OUT_OF_STEPS_TEXT = (
-    "I could not finish: I used {budget} this run allowed. "
+    "I could not finish: I used {budget} this run allowed.{why} "
     "Ask me to continue to pick up where I stopped."
 )
 INCOMPLETE_NOTE = (
-    "[INCOMPLETE] {assistant} stopped before finishing: it used {budget} it was allowed. "
+    "[INCOMPLETE] {assistant} stopped before finishing: it used {budget} it was allowed.{why} "
     'To let it continue, call {tool} again with resume_conversation_uid="{uid}".'
 )
+INVALID_RESULT_TEXT = " Its last answer did not match its output schema: {problems}."
+""":func:`incomplete_note`'s statement of why a typed result was not accepted."""
+OWN_INVALID_RESULT_TEXT = " My last answer did not match the required output schema: {problems}."
+""":func:`out_of_steps_notice`'s statement of why a typed result was not accepted."""
 
 
 def run_budget(max_steps: int, limit: int | None) -> int:
@@ -82,13 +89,17 @@ def out_of_steps(state: Mapping[str, Any]) -> bool:
     return int(state.get("steps_remaining", 0)) <= 0
 
 
-def not_run_results(response: AIMessage | None) -> list[BaseMessage]:
-    """An error result for every tool call of ``response``, which will not run."""
+def not_run_results(
+    response: AIMessage | None, answered: Collection[str | None] = ()
+) -> list[BaseMessage]:
+    """An error result for every tool call of ``response`` that will not run (those whose
+    ids are in ``answered`` already have a result)."""
     return [
         ToolMessage(
             content=NOT_RUN_TEXT, tool_call_id=call["id"], name=call["name"], status="error"
         )
         for call in (response.tool_calls if response else [])
+        if call["id"] not in answered
     ]
 
 
@@ -97,10 +108,20 @@ def _budget_text(steps: int) -> str:
     return "the one model call" if steps == 1 else f"all {steps} model calls"
 
 
-def out_of_steps_notice(steps: int) -> AIMessage:
-    """The AI message that ends a run which used all ``steps`` model calls it had."""
+def invalid_result_text(problems: Sequence[str], *, own: bool = False) -> str:
+    """The sentence naming why the last typed answer was not accepted ("" if it was)."""
+    if not problems:
+        return ""
+    template = OWN_INVALID_RESULT_TEXT if own else INVALID_RESULT_TEXT
+    return template.format(problems="; ".join(problems))
+
+
+def out_of_steps_notice(steps: int, problems: Sequence[str] = ()) -> AIMessage:
+    """The AI message that ends a run which used all ``steps`` model calls it had, naming
+    the validation errors of its last typed answer if there are any."""
+    why = invalid_result_text(problems, own=True)
     return AIMessage(
-        content=OUT_OF_STEPS_TEXT.format(budget=_budget_text(steps)),
+        content=OUT_OF_STEPS_TEXT.format(budget=_budget_text(steps), why=why),
         response_metadata={OUT_OF_STEPS_MARKER: True},
     )
 
@@ -110,10 +131,17 @@ def is_out_of_steps_notice(message: BaseMessage) -> bool:
     return bool(message.response_metadata.get(OUT_OF_STEPS_MARKER))
 
 
-def incomplete_note(*, assistant: str, steps: int, tool: str, uid: str) -> str:
-    """What a caller is told when its sub-assistant used all ``steps`` it had."""
+def incomplete_note(
+    *, assistant: str, steps: int, tool: str, uid: str, problems: Sequence[str] = ()
+) -> str:
+    """What a caller is told when its sub-assistant used all ``steps`` it had (and why its
+    last typed answer was not accepted, if that is what it spent them on)."""
     return INCOMPLETE_NOTE.format(
-        assistant=assistant, budget=_budget_text(steps), tool=tool, uid=uid
+        assistant=assistant,
+        budget=_budget_text(steps),
+        why=invalid_result_text(problems),
+        tool=tool,
+        uid=uid,
     )
 
 

@@ -8,7 +8,7 @@ check references (tools, sub-assistants). Every problem found is collected, and 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,10 @@ from langchain_core.tools import BaseTool
 from pydantic import ValidationError
 
 from assistant_graph._errors import AssistantConfigError, ConfigProblem, MissingConfigError
+from assistant_graph._mcp_config import McpServer, read_mcp_servers, servers_from_mapping
+from assistant_graph._mcp_tools import covers_approval
 from assistant_graph._names import tool_name_from_assistant_name
+from assistant_graph._problems import unreadable_problem, validation_problems, yaml_problem
 from assistant_graph._schema import AssistantSchema
 from assistant_graph._tools import ToolRegistry, UnknownToolError
 
@@ -27,6 +30,7 @@ DEFAULT_ASSISTANTS_FOLDER = "assistants"
 """The folder ``load_assistants`` reads when given none."""
 
 YAML_SUFFIXES = (".yaml", ".yml")
+_FIELDS = tuple(AssistantSchema.model_fields)
 
 
 class AssistantCatalog(Mapping[str, AssistantSchema]):
@@ -57,13 +61,17 @@ class AssistantCatalog(Mapping[str, AssistantSchema]):
         *,
         tools: Iterable[BaseTool | Callable[..., Any]] = (),
         folder: str | Path | None = None,
+        mcp_servers: Mapping[str, Any] | None = None,
     ) -> AssistantCatalog:
         """A catalog from schemas given in Python, validated like files.
 
         Args:
             schemas: Assistant schemas, or dicts with their fields.
             tools: Tools the schemas may name, besides those of ``folder``.
-            folder: A folder whose ``tools.py`` supplies tools (no YAML is read).
+            folder: A folder whose ``tools.py`` supplies tools (no YAML is read), and
+                whose ``mcp.json`` declares MCP servers unless ``mcp_servers`` is given.
+            mcp_servers: MCP servers as the ``mcpServers`` mapping of ``mcp.json``, for
+                ``mcp:<server>`` tool names.
 
         Raises:
             AssistantConfigError: Listing every problem found.
@@ -72,7 +80,9 @@ class AssistantCatalog(Mapping[str, AssistantSchema]):
             _Document(f"<schema {index}>", _as_dict(schema)) for index, schema in enumerate(schemas)
         ]
         folder_path = Path(folder) if folder is not None else None
-        return _build_catalog(documents, ToolRegistry.build(folder_path, tools), folder_path)
+        servers, problems = _mcp_servers(folder_path, mcp_servers)
+        registry = ToolRegistry.build(folder_path, tools, servers)
+        return _build_catalog(documents, registry, folder_path, _Findings(problems))
 
     def __getitem__(self, name: str) -> AssistantSchema:
         try:
@@ -114,6 +124,9 @@ def load_assistants(
 ) -> AssistantCatalog:
     """Load and validate every ``*.yaml``/``*.yml`` assistant in the folder ``path``.
 
+    The MCP servers that ``mcp:`` tool names use are read from the folder's ``mcp.json``
+    and checked offline; building a graph connects to them.
+
     Args:
         path: The assistants folder (default ``./assistants``).
         tools: Extra tools that schemas may name, besides the folder's ``tools.py``.
@@ -124,7 +137,8 @@ def load_assistants(
     Raises:
         AssistantConfigError: Listing every problem found, each with file and field:
             malformed YAML, a wrong type, a duplicate name, a sub-assistant that does not
-            exist or is not callable, an unknown tool, a bad model string.
+            exist or is not callable, an unknown tool, a bad model string, a malformed
+            ``mcp.json`` or an ``mcp:`` name of a server it does not declare.
 
     Example:
         >>> catalog = load_assistants("assistants")  # doctest: +SKIP
@@ -134,8 +148,12 @@ def load_assistants(
     folder = Path(path)
     if not folder.is_dir():
         raise AssistantConfigError.single(str(folder), "", "assistants folder not found")
-    documents, problems = _read_documents(folder)
-    return _build_catalog(documents, ToolRegistry.build(folder, tools), folder, problems)
+    found = _Findings()
+    documents = _read_documents(folder, found)
+    servers, server_problems = read_mcp_servers(folder)
+    found.problems.extend(server_problems)
+    registry = ToolRegistry.build(folder, tools, servers)
+    return _build_catalog(documents, registry, folder, found)
 
 
 @dataclass(frozen=True)
@@ -144,34 +162,65 @@ class _Document:
     data: Any
 
 
-def _read_documents(folder: Path) -> tuple[list[_Document], list[ConfigProblem]]:
+@dataclass
+class _Findings:
+    """What loading has found wrong so far."""
+
+    problems: list[ConfigProblem] = field(default_factory=list)
+    """Every problem, in the order found."""
+    broken: set[str] = field(default_factory=set)
+    """Names of assistants whose file exists but failed to parse or validate: references
+    to them are not reported again (the file's own problem is the root cause)."""
+
+    def add_broken(self, document: _Document) -> None:
+        """Remember the assistant of a broken document: its ``name``, else the file stem."""
+        name = document.data.get("name") if isinstance(document.data, dict) else None
+        self.broken.add(name if isinstance(name, str) else Path(document.source).stem)
+
+
+def _read_documents(folder: Path, found: _Findings) -> list[_Document]:
     files = sorted(p for p in folder.iterdir() if p.suffix in YAML_SUFFIXES and p.is_file())
     documents: list[_Document] = []
-    problems: list[ConfigProblem] = []
     if not files:
-        problems.append(ConfigProblem(str(folder), "", "no assistant YAML files (*.yaml, *.yml)"))
+        found.problems.append(
+            ConfigProblem(str(folder), "", "no assistant YAML files (*.yaml, *.yml)")
+        )
     for file in files:
-        try:
-            documents.append(_Document(str(file), yaml.safe_load(file.read_text("utf-8"))))
-        except (yaml.YAMLError, UnicodeDecodeError) as error:
-            problems.append(ConfigProblem(str(file), "", f"malformed YAML: {_oneline(error)}"))
-    return documents, problems
+        document = _read_document(file, found)
+        if document is not None:
+            documents.append(document)
+    return documents
+
+
+def _read_document(file: Path, found: _Findings) -> _Document | None:
+    try:
+        text = file.read_text("utf-8")
+    except UnicodeDecodeError as error:
+        found.problems.append(unreadable_problem(str(file), error))
+        found.add_broken(_Document(str(file), None))
+        return None
+    try:
+        return _Document(str(file), yaml.safe_load(text))
+    except yaml.YAMLError as error:
+        found.problems.append(yaml_problem(str(file), text, error))
+        found.add_broken(_Document(str(file), None))
+        return None
 
 
 def _build_catalog(
     documents: Sequence[_Document],
     registry: ToolRegistry,
     folder: Path | None,
-    problems: Sequence[ConfigProblem] = (),
+    found: _Findings | None = None,
 ) -> AssistantCatalog:
-    found = list(problems)
+    found = found or _Findings()
     parsed = _parse_schemas(documents, found)
-    unique = _unique_by_name(parsed, found)
+    unique = _unique_by_name(parsed, found.problems)
     _check_sub_assistants(unique, found)
-    _check_approvals(unique, found)
-    tools = _resolve_tools(unique, registry, found)
-    if found:
-        raise AssistantConfigError(found)
+    _check_approvals(unique, found.problems)
+    tools = _resolve_tools(unique, registry, found.problems)
+    if found.problems:
+        raise AssistantConfigError(found.problems)
     return AssistantCatalog(
         {name: schema for name, (_, schema) in unique.items()},
         sources={name: source for name, (source, _) in unique.items()},
@@ -181,35 +230,23 @@ def _build_catalog(
 
 
 def _parse_schemas(
-    documents: Sequence[_Document], problems: list[ConfigProblem]
+    documents: Sequence[_Document], found: _Findings
 ) -> list[tuple[str, AssistantSchema]]:
     parsed = []
     for document in documents:
         if not isinstance(document.data, dict):
             kind = "empty" if document.data is None else type(document.data).__name__
-            problems.append(
+            found.problems.append(
                 ConfigProblem(document.source, "", f"expected a mapping of fields, got {kind}")
             )
+            found.add_broken(document)
             continue
         try:
             parsed.append((document.source, AssistantSchema.model_validate(document.data)))
         except ValidationError as error:
-            problems.extend(_validation_problems(document.source, error))
+            found.problems.extend(validation_problems(document.source, error, _FIELDS))
+            found.add_broken(document)
     return parsed
-
-
-def _validation_problems(source: str, error: ValidationError) -> list[ConfigProblem]:
-    return [
-        ConfigProblem(source, _field_path(detail["loc"]) or "", _oneline(detail["msg"]))
-        for detail in error.errors(include_url=False)
-    ]
-
-
-def _field_path(loc: Sequence[int | str]) -> str:
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path
 
 
 def _unique_by_name(
@@ -228,11 +265,14 @@ def _unique_by_name(
 
 
 def _check_sub_assistants(
-    schemas: Mapping[str, tuple[str, AssistantSchema]], problems: list[ConfigProblem]
+    schemas: Mapping[str, tuple[str, AssistantSchema]], found: _Findings
 ) -> None:
+    problems = found.problems
     for source, schema in schemas.values():
         for index, sub in enumerate(schema.sub_assistants):
             field = f"sub_assistants[{index}]"
+            if sub in found.broken and sub not in schemas:
+                continue  # its own file's problem is already reported
             if sub not in schemas:
                 problems.append(ConfigProblem(source, field, f"no assistant named {sub!r}"))
             elif not schemas[sub][1].callable:
@@ -249,7 +289,7 @@ def _check_approvals(
     for source, schema in schemas.values():
         offered = {*schema.tools, *map(tool_name_from_assistant_name, schema.sub_assistants)}
         for index, name in enumerate(schema.require_approval):
-            if name not in offered:
+            if name not in offered and not covers_approval(schema.tools, name):
                 problems.append(
                     ConfigProblem(
                         source,
@@ -277,11 +317,15 @@ def _resolve_tools(
     return resolved
 
 
+def _mcp_servers(
+    folder: Path | None, declared: Mapping[str, Any] | None
+) -> tuple[dict[str, McpServer], list[ConfigProblem]]:
+    if declared is not None:
+        return servers_from_mapping(declared, folder=folder)
+    return read_mcp_servers(folder) if folder is not None else ({}, [])
+
+
 def _as_dict(schema: AssistantSchema | Mapping[str, Any]) -> Any:
     if isinstance(schema, AssistantSchema):
         return schema.model_dump()
     return dict(schema) if isinstance(schema, Mapping) else schema
-
-
-def _oneline(value: object) -> str:
-    return " ".join(str(value).split())

@@ -34,6 +34,10 @@ class AssistantGraphError(Exception):
     """Root of every error raised by assistant-graph."""
 
 
+EXCERPT_INDENT = "    "
+"""How far the lines of a problem's excerpt are indented under it."""
+
+
 @dataclass(frozen=True)
 class ConfigProblem:
     """One problem found in the assistant configuration."""
@@ -44,10 +48,23 @@ class ConfigProblem:
     """The field path within that file, e.g. ``sub_assistants[1]``; empty for the whole file."""
     message: str
     """What is wrong, and where possible what to do about it."""
+    line: int | None = None
+    """The line (1-based) the problem is on, when known (malformed YAML)."""
+    column: int | None = None
+    """The column (1-based) the problem is at, when known."""
+    excerpt: tuple[str, ...] = ()
+    """Lines of the file that show the problem: the offending line and a caret under it."""
+
+    @property
+    def headline(self) -> str:
+        """The problem on one line: ``file[:line:column]: [field: ]message``."""
+        where = self.file if self.line is None else f"{self.file}:{self.line}:{self.column}"
+        if self.field:
+            where = f"{where}: {self.field}"
+        return f"{where}: {self.message}"
 
     def __str__(self) -> str:
-        where = f"{self.file}: {self.field}" if self.field else self.file
-        return f"{where}: {self.message}"
+        return "\n".join([self.headline, *(EXCERPT_INDENT + line for line in self.excerpt)])
 
 
 class AssistantConfigError(AssistantGraphError, ValueError):

@@ -7,7 +7,7 @@ The events are written where things happen (:mod:`._event_source`), on LangGraph
 * turns the ``messages`` stream's chunks of answering model calls into ``token`` events,
 * sums the token usage records per path, and
 * ends with the ``final`` event: the root assistant's last text, the status (waiting for
-  input, out of steps, completed, failed) and the usage.
+  input, out of steps, completed, failed), the usage, and a typed root's result.
 
 It knows nothing of LangGraph task ids or node names: every event says who produced it.
 Sync and async share the translator; only the iteration differs.
@@ -40,7 +40,7 @@ __all__ = ["STREAM_MODES", "EventTranslator", "astream_events", "stream_events"]
 
 STREAM_MODES = ("custom", "messages", "values")
 """The LangGraph stream modes the event stream is built from: our events, the streamed
-tokens, and the root's state (whether it stopped incomplete)."""
+tokens, and the root's state (whether it stopped incomplete, its typed result)."""
 
 
 @dataclass
@@ -56,6 +56,7 @@ class EventTranslator:
     _last_root_text: str = ""
     _interrupted: bool = False
     _incomplete: bool = False
+    _structured_response: Any = None
     _error: ErrorEvent | None = None
 
     def translate(self, namespace: Sequence[str], mode: str, chunk: Any) -> list[AssistantEvent]:
@@ -66,6 +67,7 @@ class EventTranslator:
             return self._token(*chunk)
         if mode == "values" and not namespace and isinstance(chunk, Mapping):
             self._incomplete = bool(chunk.get("incomplete"))
+            self._structured_response = chunk.get("structured_response")
         return []
 
     def final(self) -> FinalEvent:
@@ -80,6 +82,7 @@ class EventTranslator:
             thread_id=self.thread_id,
             status=status,
             usage=self.usage.summary(),
+            structured_response=self._structured_response,
         )
 
     def error(self, error: BaseException) -> list[AssistantEvent]:

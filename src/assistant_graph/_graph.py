@@ -14,6 +14,11 @@ tools and sub-assistant tools; ``tools`` runs each tool call as its own task, so
 sub-assistant calls run concurrently and interrupts raised in several of them surface and
 resume together; ``out_of_steps`` closes unanswered tool calls and ends the run with an
 AI message saying it is incomplete (never a ``GraphRecursionError``).
+
+A typed assistant (``output_schema``) has its model bound to structured output, and
+``agent`` judges every answer (:mod:`._typed_results`): a valid one ends the run with its
+``structured_response``; an invalid one goes back to the model (``agent`` again) with the
+validation errors, or to ``out_of_steps`` when no step is left.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from langchain_core.messages import (
     BaseMessage,
     RemoveMessage,
     SystemMessage,
+    ToolCall,
     ToolMessage,
 )
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
@@ -47,6 +53,7 @@ from assistant_graph._event_source import (
     quiet_config,
 )
 from assistant_graph._human import ask_user_tool
+from assistant_graph._mcp_tools import catalog_uses_mcp, connect_mcp_tools, with_mcp_sessions
 from assistant_graph._model_calls import ModelCaller, RetryPolicy
 from assistant_graph._models import ModelOverride, resolve_chat_model
 from assistant_graph._names import tool_name_from_assistant_name
@@ -62,6 +69,8 @@ from assistant_graph._thread_guard import (
     guard_for,
 )
 from assistant_graph._tool_execution import build_tool_node
+from assistant_graph._tool_images import with_tool_images_as_user_message
+from assistant_graph._typed_results import TypedOutput, describe_result, typed_output
 
 __all__ = ["AssistantGraphBuilder", "build_assistant_graph", "create_sub_assistant_tool"]
 
@@ -127,7 +136,7 @@ class AssistantGraphBuilder:
         schema = self.catalog[name]
         return AssistantSubgraphCallTool(
             name=tool_name_from_assistant_name(name),
-            description=schema.description,
+            description=describe_result(schema),
             assistant_config_id=name,
             assistant_schema=schema,
             graphs=self,
@@ -138,15 +147,20 @@ class AssistantGraphBuilder:
         self, name: str, checkpointer: BaseCheckpointSaver[Any] | bool | None
     ) -> CompiledStateGraph[Any, Any, Any, Any]:
         schema = self.catalog[name]
-        tools = self._tools_of(schema)
-        chat_model = resolve_chat_model(schema, self.model, source=self.catalog.source_of(name))
+        tools, approvals = connect_mcp_tools(
+            schema, self.catalog.source_of(name), self._tools_of(schema), self._approvals_of(schema)
+        )
+        source = self.catalog.source_of(name)
+        chat_model = resolve_chat_model(schema, self.model, source=source)
+        output = typed_output(schema, chat_model, tools, source=source)
         builder = _wire(
             schema,
-            _bind(chat_model, tools),
+            _bind(chat_model, tools, output),
             tools,
-            self._approvals_of(schema),
+            approvals,
             summary_model=chat_model,
             retry=self.retry,
+            output=output,
         )
         compiled = builder.compile(checkpointer=checkpointer, name=name)
         limit = _budget.recursion_limit_for(
@@ -154,7 +168,8 @@ class AssistantGraphBuilder:
         )
         configured = compiled.with_config(recursion_limit=limit, max_concurrency=MAX_CONCURRENCY)
         guard = guard_for(checkpointer, if_busy=self.if_busy, busy_timeout=self.busy_timeout)
-        return configured if guard is None else GuardedGraph.around(configured, guard)
+        graph = configured if guard is None else GuardedGraph.around(configured, guard)
+        return with_mcp_sessions(graph) if catalog_uses_mcp(self.catalog) else graph
 
     def _tools_of(self, schema: AssistantSchema) -> list[BaseTool]:
         """The schema's tools, then ``ask_user`` if enabled, then its sub-assistant tools."""
@@ -258,8 +273,10 @@ def create_sub_assistant_tool(
 
 
 def _bind(
-    chat_model: BaseChatModel, tools: Sequence[BaseTool]
+    chat_model: BaseChatModel, tools: Sequence[BaseTool], output: TypedOutput | None = None
 ) -> Runnable[LanguageModelInput, BaseMessage]:
+    if output is not None:
+        return output.bind(chat_model, tools)
     return chat_model.bind_tools(tools) if tools else chat_model
 
 
@@ -271,10 +288,11 @@ def _wire(
     *,
     summary_model: Runnable[LanguageModelInput, BaseMessage] | None = None,
     retry: RetryPolicy | None = None,
+    output: TypedOutput | None = None,
 ) -> StateGraph[Any, Any, Any, Any]:
     summarizes = schema.summarize_after_tokens is not None
     steps = _AssistantSteps(
-        schema, model, summary_model if summarizes else None, retry or RetryPolicy()
+        schema, model, summary_model if summarizes else None, retry or RetryPolicy(), output
     )
     builder = StateGraph(AssistantState)
     builder.add_node(NODE_BEGIN, steps.begin)
@@ -303,10 +321,11 @@ def _wire(
 def _wire_summary(builder: StateGraph[Any, Any, Any, Any], steps: _AssistantSteps) -> str:
     """Add ``summarize``, which folds older messages into the summary before a model call.
 
-    After ``begin`` (and a retry after invalid tool calls) it runs only when a summary is
-    due. After ``tools`` it always runs, doing nothing when none is due: parallel tool
-    tasks would each judge a conditional edge on their own part of the state, and could
-    start ``summarize`` and ``agent`` together. Returns the node to go to after ``tools``.
+    After ``begin`` (and a retry after invalid tool calls or an invalid typed answer) it
+    runs only when a summary is due. After ``tools`` it always runs, doing nothing when
+    none is due: parallel tool tasks would each judge a conditional edge on their own part
+    of the state, and could start ``summarize`` and ``agent`` together. Returns the node
+    to go to after ``tools``.
     """
     builder.add_node(NODE_SUMMARIZE, RunnableLambda(steps.summarize, afunc=steps.asummarize))
     builder.add_conditional_edges(NODE_BEGIN, steps.route_to_model, [NODE_SUMMARIZE, NODE_AGENT])
@@ -324,6 +343,8 @@ class _AssistantSteps:
     """The assistant's chat model without tools, if it summarizes long conversations."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     """How transient model failures are retried."""
+    output: TypedOutput | None = None
+    """How the assistant gives its typed result, if it has an ``output_schema``."""
 
     def begin(self, state: AssistantState) -> dict[str, Any]:
         """Start a run: its step budget, the assistant path, a clear incomplete flag, and a
@@ -336,6 +357,8 @@ class _AssistantSteps:
             "assistant_path": state.get("assistant_path") or [self.schema.name],
             "incomplete": False,
         }
+        if self.output is not None:
+            update.update(structured_response=None, output_problems=[])
         repaired = answer_dangling_tool_calls(state["messages"])
         if repaired is not None:
             update["messages"] = [RemoveMessage(id=REMOVE_ALL_MESSAGES), *repaired]
@@ -386,21 +409,28 @@ class _AssistantSteps:
         prompt: list[BaseMessage] = [SystemMessage(content=self.schema.instructions)]
         if summary := state.get("summary_of_conversation"):
             prompt.append(SystemMessage(content=SUMMARY_PROMPT.format(summary=summary)))
-        return [*prompt, *unsummarized_messages(state)]
+        return [*prompt, *with_tool_images_as_user_message(unsummarized_messages(state))]
 
     def _after_model(self, state: AssistantState, response: BaseMessage) -> dict[str, Any]:
         messages: list[BaseMessage] = [response]
         if isinstance(response, AIMessage):
             messages.extend(_invalid_tool_call_results(response))
+        update: dict[str, Any] = {"steps_remaining": _budget.spend_step(state)}
+        if self.output is not None:
+            verdict = self.output.check(response)
+            messages.extend(verdict.messages)
+            update["structured_response"] = verdict.structured_response
+            update["output_problems"] = list(verdict.problems)
         publish_messages(Origin.of(state, self.schema.name), messages)
-        return {"messages": messages, "steps_remaining": _budget.spend_step(state)}
+        return {"messages": messages, **update}
 
     def route_after_model(self, state: AssistantState) -> str | list[Send]:
         """Where to go after a model call: end, run the tool calls, retry, or stop."""
         response = _last_ai_message(state["messages"])
-        calls = response.tool_calls if response else []
+        calls = _unanswered_calls(state["messages"], response)
         invalid = response.invalid_tool_calls if response else []
-        if not calls and not invalid:
+        rejected = bool(state.get("output_problems"))
+        if not calls and not invalid and not rejected:
             return END
         if _budget.out_of_steps(state):
             return NODE_OUT_OF_STEPS
@@ -417,9 +447,12 @@ class _AssistantSteps:
 
     def out_of_steps(self, state: AssistantState) -> dict[str, Any]:
         """End the run incomplete, first answering every tool call left without a result."""
-        closing = _budget.not_run_results(_last_ai_message(state["messages"]))
+        response = _last_ai_message(state["messages"])
+        answered = _answered_ids(state["messages"], response)
+        closing = _budget.not_run_results(response, answered)
         budget = state.get("step_budget") or self.schema.max_steps
-        messages = [*closing, _budget.out_of_steps_notice(budget)]
+        problems = state.get("output_problems") or []
+        messages = [*closing, _budget.out_of_steps_notice(budget, problems)]
         publish_messages(Origin.of(state, self.schema.name), messages)
         return {"messages": messages, "incomplete": True}
 
@@ -445,3 +478,27 @@ def _last_ai_message(messages: Sequence[BaseMessage]) -> AIMessage | None:
         if isinstance(message, AIMessage):
             return message
     return None
+
+
+def _answered_ids(messages: Sequence[BaseMessage], response: AIMessage | None) -> set[str]:
+    """Ids of ``response``'s tool calls answered in the same step (a typed assistant's
+    ``final_result`` calls are answered where they are judged)."""
+    if response is None:
+        return set()
+    answered: set[str] = set()
+    for message in reversed(messages):
+        if message is response:
+            break
+        if isinstance(message, ToolMessage):
+            answered.add(message.tool_call_id)
+    return answered
+
+
+def _unanswered_calls(
+    messages: Sequence[BaseMessage], response: AIMessage | None
+) -> list[ToolCall]:
+    """The tool calls of ``response`` that still need to run."""
+    if response is None:
+        return []
+    answered = _answered_ids(messages, response)
+    return [call for call in response.tool_calls if call["id"] not in answered]

@@ -11,7 +11,7 @@ from langchain_core.language_models import BaseChatModel
 from assistant_graph._errors import AssistantConfigError
 from assistant_graph._schema import AssistantSchema
 
-__all__ = ["ModelOverride", "resolve_chat_model"]
+__all__ = ["ModelOverride", "needs_api_key", "resolve_chat_model"]
 
 ModelOverride: TypeAlias = BaseChatModel | str | Callable[[AssistantSchema], BaseChatModel] | None
 """What ``model=`` accepts: a chat model for every assistant, a ``provider:model`` string
@@ -28,6 +28,25 @@ otherwise. Client-side retries are off: assistant-graph retries transient failur
 (see ``model_calls``), visibly. Streamed usage is requested from every OpenAI-compatible
 server (langchain-openai asks only api.openai.com by default), so token usage is counted
 on local servers too."""
+
+
+CANNOT_CREATE = "cannot create chat model {spec!r}: {reason}"
+MISSING_API_KEY = (
+    "OPENAI_API_KEY is not set (for a local OpenAI-compatible server, set OPENAI_BASE_URL "
+    "and any OPENAI_API_KEY)"
+)
+NO_PROVIDER = "it names no provider; write it as provider:model, e.g. openai:gpt-4o-mini"
+UNKNOWN_PROVIDER = (
+    "unknown provider {provider!r}; write it as provider:model, e.g. openai:gpt-4o-mini "
+    "(providers other than openai need their langchain package installed)"
+)
+_UNKNOWN_PROVIDER_ERRORS = ("Unable to infer model provider", "Unsupported model_provider")
+
+
+def needs_api_key(error: BaseException) -> bool:
+    """Whether creating a chat model failed because no OpenAI API key is set."""
+    names = {cls.__name__ for cls in type(error).__mro__}
+    return "OpenAIError" in names and "OPENAI_API_KEY" in str(error)
 
 
 def resolve_chat_model(
@@ -59,11 +78,20 @@ def resolve_chat_model(
     try:
         chat_model: BaseChatModel = init_chat_model(spec, **settings)
     except Exception as error:
+        reason = _reason(spec, error)
         raise AssistantConfigError.single(
-            source, "model", f"cannot create chat model {spec!r}: {_oneline(error)}"
+            source, "model", CANNOT_CREATE.format(spec=spec, reason=reason)
         ) from error
     return chat_model
 
 
-def _oneline(error: BaseException) -> str:
-    return " ".join(f"{type(error).__name__}: {error}".split())
+def _reason(spec: str, error: BaseException) -> str:
+    """Why a chat model could not be created, in a line (not the provider's whole list)."""
+    if needs_api_key(error):
+        return MISSING_API_KEY
+    text = str(error)
+    if any(marker in text for marker in _UNKNOWN_PROVIDER_ERRORS):
+        provider, colon, _ = spec.partition(":")
+        return UNKNOWN_PROVIDER.format(provider=provider) if colon else NO_PROVIDER
+    first_paragraph = text.strip().split("\n\n")[0]
+    return " ".join(f"{type(error).__name__}: {first_paragraph}".split())

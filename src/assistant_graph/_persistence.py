@@ -2,12 +2,19 @@
 
 One string picks the store, so the CLI's ``--db`` and a program use the same words:
 
-========================  =====================================================
-``None``                  the default SQLite file, :func:`default_database_path`
-``":memory:"``            ``InMemorySaver`` (gone when the process ends)
-``postgresql://...``      ``PostgresSaver`` (optional extra ``postgres``)
-any other string or path  ``SqliteSaver`` on that file (parent folders are made)
-========================  =====================================================
+=============================  ===============================================
+``None``                       the default SQLite file, :func:`default_database_path`
+                               (its folder is made if missing)
+``":memory:"``                 ``InMemorySaver`` (gone when the process ends)
+``postgresql://...``           ``PostgresSaver`` (optional extra ``postgres``);
+                               ``postgres://`` works too
+``sqlite:///PATH``             ``SqliteSaver`` on ``PATH`` (as SQLAlchemy writes it:
+                               ``sqlite:////abs/path`` is absolute)
+a path                         ``SqliteSaver`` on that file; its folder must exist
+=============================  ===============================================
+
+Any other ``scheme://`` string raises :class:`CheckpointerError` naming the accepted
+forms, rather than becoming a folder named after the URL.
 
 The checkpointer is closed on every way out of the ``with`` block, so SQLite folds its
 write-ahead log (``-wal`` file) back into the database file and Postgres connections
@@ -18,11 +25,13 @@ same way.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, closing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import platformdirs
@@ -37,10 +46,13 @@ __all__ = [
     "DATABASE_FILENAME",
     "MEMORY",
     "POSTGRES_SCHEMES",
+    "SQLITE_URL_PREFIX",
     "CheckpointerError",
     "aopen_checkpointer",
+    "check_database",
     "default_database_path",
     "describe_database",
+    "is_memory",
     "open_checkpointer",
 ]
 
@@ -56,6 +68,19 @@ MEMORY = ":memory:"
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 """URL prefixes that select the Postgres checkpointer."""
 
+SQLITE_URL_PREFIX = "sqlite:///"
+"""URL prefix of a SQLite file (``sqlite:///relative.db``, ``sqlite:////abs/path.db``)."""
+
+ACCEPTED_FORMS = (
+    "a SQLite file path, sqlite:///PATH, a postgresql:// (or postgres://) URL, or :memory:"
+)
+UNSUPPORTED_URL = "cannot keep threads in {db}: {scheme}:// is not supported; give " + (
+    ACCEPTED_FORMS
+)
+MISSING_FOLDER = (
+    "cannot create the SQLite database {path}: the folder {folder} does not exist "
+    "(create it first, or give another path)"
+)
 POSTGRES_EXTRA_MISSING = (
     "a postgresql:// database needs the optional extra 'postgres': "
     "pip install 'assistant-graph[postgres]'"
@@ -77,6 +102,52 @@ def default_database_path() -> Path:
     return platformdirs.user_data_path(APP_NAME) / DATABASE_FILENAME
 
 
+@dataclass(frozen=True)
+class _Store:
+    """What a ``db`` string names."""
+
+    kind: Literal["memory", "postgres", "sqlite"]
+    url: str = ""
+    """The Postgres URL."""
+    path: Path | None = None
+    """The SQLite file."""
+    default: bool = False
+    """Whether it is the default file, whose folder is made when missing."""
+
+
+def _store(db: str | Path | None) -> _Store:
+    """Read ``db``; raises :class:`CheckpointerError` for a URL of another kind."""
+    if db is None:
+        return _Store("sqlite", path=default_database_path(), default=True)
+    text = str(db)
+    if text.lower().startswith(SQLITE_URL_PREFIX) and len(text) > len(SQLITE_URL_PREFIX):
+        return _sqlite_or_memory(text[len(SQLITE_URL_PREFIX) :])
+    if _is_postgres(text):
+        return _Store("postgres", url=text)
+    scheme = _SCHEME.match(text)
+    if scheme:
+        raise CheckpointerError(UNSUPPORTED_URL.format(db=_redact(text), scheme=scheme[1]))
+    return _sqlite_or_memory(text)
+
+
+def _sqlite_or_memory(text: str) -> _Store:
+    if text == MEMORY:
+        return _Store("memory")
+    return _Store("sqlite", path=Path(text).expanduser())
+
+
+def check_database(db: str | Path | None) -> None:
+    """Check ``db`` without opening or creating anything: a form this module reads, and
+    for a SQLite file (other than the default one) a path in a folder that exists.
+
+    Raises:
+        CheckpointerError: Naming what is wrong and the accepted forms.
+    """
+    store = _store(db)
+    if store.kind == "sqlite" and not store.default:
+        _sqlite_path(store)
+
+
 def describe_database(db: str | Path | None) -> str:
     """``db`` as it is safe to show: the file path, or the URL without its password."""
     if db is None:
@@ -85,14 +156,21 @@ def describe_database(db: str | Path | None) -> str:
     return _redact(text) if _is_postgres(text) else text
 
 
+def is_memory(db: str | Path | None) -> bool:
+    """Whether ``db`` keeps threads in memory only (they end with the process)."""
+    return db is not None and str(db) in (MEMORY, SQLITE_URL_PREFIX + MEMORY)
+
+
 @contextmanager
 def open_checkpointer(db: str | Path | None = None) -> Iterator[BaseCheckpointSaver[Any]]:
     """Open the checkpointer named by ``db`` and close it when the block ends.
 
     Args:
         db: None for the default SQLite file (:func:`default_database_path`),
-            ``":memory:"`` for an in-memory store, a ``postgresql://`` URL for Postgres
-            (needs the extra ``postgres``), or the path of a SQLite file.
+            ``":memory:"`` for an in-memory store, a ``postgresql://`` (or
+            ``postgres://``) URL for Postgres (needs the extra ``postgres``), or a SQLite
+            file: its path or ``sqlite:///PATH``. The folder of a SQLite file must exist
+            (only the default one is made).
 
     Yields:
         The checkpointer, set up (tables made) and ready for ``build_assistant_graph``.
@@ -106,15 +184,14 @@ def open_checkpointer(db: str | Path | None = None) -> Iterator[BaseCheckpointSa
         ...     graph = build_assistant_graph("proxy", catalog, checkpointer=saver)
         ...     graph.invoke({"messages": [("user", "Hi")]}, {"configurable": {"thread_id": "1"}})
     """
-    text = None if db is None else str(db)
-    if text == MEMORY:
+    store = _store(db)
+    if store.kind == "memory":
         yield InMemorySaver()
-    elif text is not None and _is_postgres(text):
-        with _open_postgres(text) as saver:
+    elif store.kind == "postgres":
+        with _open_postgres(store.url) as saver:
             yield saver
     else:
-        path = default_database_path() if db is None else Path(db).expanduser()
-        with _open_sqlite(path) as saver:
+        with _open_sqlite(_sqlite_path(store)) as saver:
             yield saver
 
 
@@ -133,15 +210,14 @@ async def aopen_checkpointer(
         ...     graph = build_assistant_graph("proxy", catalog, checkpointer=saver)
         ...     async for event in astream_events(graph, "Hi", config): ...
     """
-    text = None if db is None else str(db)
-    if text == MEMORY:
+    store = _store(db)
+    if store.kind == "memory":
         yield InMemorySaver()
-    elif text is not None and _is_postgres(text):
-        async with _aopen_postgres(text) as saver:
+    elif store.kind == "postgres":
+        async with _aopen_postgres(store.url) as saver:
             yield saver
     else:
-        path = default_database_path() if db is None else Path(db).expanduser()
-        async with _aopen_sqlite(path) as saver:
+        async with _aopen_sqlite(_sqlite_path(store)) as saver:
             yield saver
 
 
@@ -149,7 +225,6 @@ async def aopen_checkpointer(
 async def _aopen_sqlite(path: Path) -> AsyncIterator[BaseCheckpointSaver[Any]]:
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-    _check_sqlite_path(path)
     async with AsyncExitStack() as stack:
         try:
             saver = await stack.enter_async_context(AsyncSqliteSaver.from_conn_string(str(path)))
@@ -177,20 +252,27 @@ async def _aopen_postgres(url: str) -> AsyncIterator[BaseCheckpointSaver[Any]]:
         yield saver
 
 
-def _check_sqlite_path(path: Path) -> None:
+def _sqlite_path(store: _Store) -> Path:
+    """The SQLite file of ``store``, checked: not a folder, in a folder that exists (the
+    default file's folder is made)."""
+    path = store.path
+    assert path is not None, "a SQLite store always has a path"
     if path.is_dir():
         raise CheckpointerError(NOT_A_FILE.format(path=path))
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise CheckpointerError(SQLITE_OPEN_FAILED.format(path=path, error=error)) from error
+    if store.default:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise CheckpointerError(SQLITE_OPEN_FAILED.format(path=path, error=error)) from error
+    elif not path.parent.is_dir():
+        raise CheckpointerError(MISSING_FOLDER.format(path=path, folder=path.parent))
+    return path
 
 
 @contextmanager
 def _open_sqlite(path: Path) -> Iterator[BaseCheckpointSaver[Any]]:
     from langgraph.checkpoint.sqlite import SqliteSaver
 
-    _check_sqlite_path(path)
     try:
         # check_same_thread=False is safe: SqliteSaver serialises access with a lock, and
         # parallel tool calls write from worker threads.
@@ -221,6 +303,9 @@ def _open_postgres(url: str) -> Iterator[BaseCheckpointSaver[Any]]:
             message = POSTGRES_OPEN_FAILED.format(url=_redact(url), error=_oneline(error, url))
             raise CheckpointerError(message) from None
         yield saver
+
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
 def _is_postgres(text: str) -> bool:

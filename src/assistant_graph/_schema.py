@@ -7,9 +7,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from assistant_graph._names import SUB_ASSISTANT_PREFIX
+from assistant_graph._typed_results import OutputStrategy, check_output_schema
 
 __all__ = [
     "ASSISTANT_NAME_PATTERN",
@@ -81,10 +82,12 @@ class AssistantSchema(BaseModel):
         default_factory=list,
         description=(
             "Names of tools: a LangChain tool defined in tools.py in the assistants folder, "
-            "or an import string 'package.module:attribute'."
+            "an import string 'package.module:attribute', or the tools of an MCP server "
+            "declared in mcp.json: 'mcp:<server>' (all of them) or 'mcp:<server>/<tool>'."
         ),
     )
-    """Tool names: a tool in the folder's ``tools.py`` or an import string ``pkg.mod:attr``."""
+    """Tool names: a tool in the folder's ``tools.py``, an import string ``pkg.mod:attr``,
+    or MCP tools ``mcp:<server>`` / ``mcp:<server>/<tool>`` (servers in ``mcp.json``)."""
 
     sub_assistants: list[str] = Field(
         default_factory=list,
@@ -154,6 +157,34 @@ class AssistantSchema(BaseModel):
     """How many of the most recent messages a summary never covers (a few more are kept
     when needed so a tool call and its results stay together)."""
 
+    output_schema: dict[str, Any] | str | None = Field(
+        default=None,
+        description=(
+            "The shape of the final answer: an inline JSON Schema of an object, or an import "
+            "string 'package.module:Model' of a pydantic model. The answer is produced with "
+            "structured output, validated, and given to callers as JSON. null: a text answer."
+        ),
+        examples=[
+            {"type": "object", "properties": {"km": {"type": "number"}}, "required": ["km"]},
+            "my_package.results:PlanetFacts",
+        ],
+    )
+    """The shape of the assistant's final answer (its typed result): an inline JSON Schema
+    of an object, or ``package.module:Model`` naming a pydantic model; None answers in text.
+    See :mod:`assistant_graph._typed_results`."""
+
+    output_strategy: OutputStrategy = Field(
+        default="auto",
+        description=(
+            "How the typed answer is produced: 'provider' (the model's native JSON-schema "
+            "mode), 'tool' (a final_result tool call), or 'auto' (provider for "
+            "OpenAI-compatible models without tools, tool otherwise). Needs output_schema."
+        ),
+    )
+    """How the typed result is produced: the provider's JSON-schema mode, a ``final_result``
+    tool call, or ``auto`` (provider on OpenAI-compatible chat models when the assistant
+    has no tools, tool otherwise; see :mod:`assistant_graph._typed_results`)."""
+
     @field_validator("model")
     @classmethod
     def _model_is_provider_and_name(cls, value: str) -> str:
@@ -170,6 +201,18 @@ class AssistantSchema(BaseModel):
         if repeated:
             raise ValueError(f"listed more than once: {', '.join(repeated)}")
         return values
+
+    @field_validator("output_schema", mode="before")
+    @classmethod
+    def _output_schema_is_usable(cls, value: Any) -> Any:
+        return check_output_schema(value)
+
+    @field_validator("output_strategy")
+    @classmethod
+    def _strategy_needs_a_schema(cls, value: str, info: ValidationInfo) -> str:
+        if value != "auto" and info.data.get("output_schema", ...) is None:
+            raise ValueError(f"output_strategy {value!r} has no effect without output_schema")
+        return value
 
     @property
     def provider(self) -> str:

@@ -92,6 +92,12 @@ class AssistantState(TypedDict):
     """The id of the caller's tool call that opened this run (sub-assistants only)."""
     incomplete: NotRequired[bool]
     """Whether the last run stopped (out of steps) before the assistant finished."""
+    structured_response: NotRequired[Any]
+    """Typed assistants (``output_schema``): the last run's result, validated, as JSON data;
+    None until a valid one is given (and for a run that stopped incomplete)."""
+    output_problems: NotRequired[list[str]]
+    """Typed assistants: why the last answer was not accepted as the result (validation
+    errors); empty once an answer is accepted or when the last reply was no answer."""
 
 
 def coerce_messages(values: Iterable[Any]) -> list[BaseMessage]:

@@ -19,7 +19,9 @@ through these steps, in this order, all in this module:
    streaming and the checkpointer reach inside at any depth. ``sub_assistant_start`` and
    ``sub_assistant_end`` are emitted here, where the run starts and ends.
 5. **Output.** The answer as content (with the uid to resume it, a note when it stopped
-   incomplete or was cut), and an :class:`AssistantSubgraphArtifact`.
+   incomplete or was cut), and an :class:`AssistantSubgraphArtifact`. A typed
+   sub-assistant's answer is its ``structured_response`` as JSON text (see
+   :mod:`._typed_results`).
 6. **Recording.** :func:`record_sub_conversation` moves the conversation from the artifact
    into the caller's ``sub_assistant_states[uid]``, in the same update as the tool message.
 """
@@ -51,6 +53,7 @@ from assistant_graph._names import (
 )
 from assistant_graph._schema import AssistantSchema
 from assistant_graph._state import SubAssistantStateData, coerce_messages, message_text
+from assistant_graph._typed_results import is_output_feedback, result_text
 from assistant_graph._usage import UsageSummary, usage_of_messages
 from assistant_graph.events import SubAssistantEndEvent, SubAssistantStartEvent
 
@@ -211,6 +214,9 @@ class AssistantSubgraphArtifact(TypedDict):
     usage: UsageSummary
     """Tokens used by this call: the sub-assistant's model calls and those of its own
     sub-assistants, per assistant and per path (paths start at this sub-assistant)."""
+    structured_response: Any
+    """A typed sub-assistant's result (``output_schema``), validated, as JSON data; None
+    for an untyped one, or when it stopped before giving a valid result."""
 
 
 # 2. Checks against the caller's state ----------------------------------------------------
@@ -341,7 +347,9 @@ def _previous_messages(messages: Sequence[BaseMessage], count: int) -> list[Base
     conversational: list[BaseMessage] = [
         message
         for message in messages
-        if isinstance(message, HumanMessage | AIMessage) and message_text(message).strip()
+        if isinstance(message, HumanMessage | AIMessage)
+        and message_text(message).strip()
+        and not is_output_feedback(message)
     ]
     return list(conversational[-count:])
 
@@ -539,6 +547,7 @@ class AssistantSubgraphCallTool(BaseTool):
         response = messages[call.input_count :]
         uid = output.get("conversation_uid") or call.uid
         incomplete = bool(output.get("incomplete"))
+        structured = output.get("structured_response")
         artifact = AssistantSubgraphArtifact(
             input=message_text(call.input_message),
             response_messages=response,
@@ -554,6 +563,7 @@ class AssistantSubgraphCallTool(BaseTool):
             subgraph_uid=uid,
             assistant=self.assistant_config_id,
             usage=usage_of_messages(self.assistant_config_id, response, _nested_usage(response)),
+            structured_response=structured,
         )
         emit(
             SubAssistantEndEvent(
@@ -564,19 +574,26 @@ class AssistantSubgraphCallTool(BaseTool):
                 usage=artifact["usage"],
             )
         )
+        answer = final_answer(response) if structured is None else result_text(structured)
+        if not incomplete:
+            return self._content(answer, uid), artifact
         steps = output.get("step_budget") or self.assistant_schema.max_steps
-        return self._content(response, uid, steps if incomplete else None), artifact
+        problems = output.get("output_problems") or []
+        return self._content(answer, uid, steps, problems), artifact
 
-    def _content(self, response: Sequence[BaseMessage], uid: str, steps: int | None) -> str:
+    def _content(
+        self, answer: str, uid: str, steps: int | None = None, problems: Sequence[str] = ()
+    ) -> str:
         """The answer, cut to ``max_result_chars``, then the uid note or (after ``steps``
-        model calls ran out) the incomplete note."""
-        answer = final_answer(response) or NO_ANSWER
+        model calls ran out) the incomplete note, naming ``problems`` of a typed answer."""
+        answer = answer or NO_ANSWER
         notes = dict(assistant=self.assistant_config_id, tool=self.name, uid=uid)
         cap = self.assistant_schema.max_result_chars
         if cap is not None and len(answer) > cap:
             answer = answer[:cap] + RESULT_CUT_NOTE.format(total=len(answer), shown=cap, **notes)
         if steps is not None:
-            return f"{answer}\n\n{_budget.incomplete_note(steps=steps, **notes)}"
+            note = _budget.incomplete_note(steps=steps, problems=problems, **notes)
+            return f"{answer}\n\n{note}"
         return f"{answer}\n\n{RESULT_UID_NOTE.format(**notes)}"
 
     @staticmethod
@@ -655,6 +672,7 @@ def read_artifact(message: BaseMessage) -> AssistantSubgraphArtifact | None:
         subgraph_uid=artifact["subgraph_uid"],
         assistant=assistant,
         usage=artifact.get("usage") or usage_of_messages(assistant, [], []),
+        structured_response=artifact.get("structured_response"),
     )
 
 

@@ -2,7 +2,8 @@
 
 A name resolves, in this order, to a tool passed by the caller of the Python API, a
 LangChain tool defined in ``tools.py`` inside the assistants folder (by the tool's
-name), or an import string ``package.module:attribute``.
+name), or an import string ``package.module:attribute``. ``mcp:<server>[/<tool>]`` names
+tools of a server declared in the folder's ``mcp.json`` (see :mod:`._mcp_tools`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from langchain_core.tools import BaseTool
 from langchain_core.tools import tool as as_tool
 
 from assistant_graph._errors import AssistantConfigError
+from assistant_graph._mcp_config import MCP_SERVERS_FILENAME, McpServer
+from assistant_graph._mcp_tools import is_mcp_reference, mcp_reference
 
 __all__ = ["TOOLS_MODULE_FILENAME", "ToolRegistry", "UnknownToolError", "load_folder_tools"]
 
@@ -40,15 +43,21 @@ class ToolRegistry:
     """Tools found in the assistants folder's ``tools.py``, by tool name."""
     extra_tools: Mapping[str, BaseTool] = field(default_factory=dict)
     """Tools given by the caller of the Python API, by tool name; these win on a clash."""
+    mcp_servers: Mapping[str, McpServer] = field(default_factory=dict)
+    """The MCP servers ``mcp:<server>`` names may use, by name (from ``mcp.json``)."""
 
     @classmethod
     def build(
-        cls, folder: Path | None, extra_tools: Iterable[BaseTool | Callable[..., Any]] = ()
+        cls,
+        folder: Path | None,
+        extra_tools: Iterable[BaseTool | Callable[..., Any]] = (),
+        mcp_servers: Mapping[str, McpServer] | None = None,
     ) -> ToolRegistry:
-        """Collect the folder's tools (if it has a ``tools.py``) and the extra tools."""
+        """Collect the folder's tools (if it has a ``tools.py``), the extra tools and the
+        MCP servers."""
         folder_tools = load_folder_tools(folder) if folder is not None else {}
         extra = {tool.name: tool for tool in map(_as_base_tool, extra_tools)}
-        return cls(folder_tools=folder_tools, extra_tools=extra)
+        return cls(folder_tools=folder_tools, extra_tools=extra, mcp_servers=mcp_servers or {})
 
     def resolve(self, name: str) -> BaseTool:
         """The tool a schema means by ``name``.
@@ -56,6 +65,11 @@ class ToolRegistry:
         Raises:
             UnknownToolError: If nothing of that name exists or it is not a tool.
         """
+        if is_mcp_reference(name):
+            try:
+                return mcp_reference(name, self.mcp_servers, MCP_SERVERS_FILENAME)
+            except LookupError as error:
+                raise UnknownToolError(str(error)) from None
         if name in self.extra_tools:
             return self.extra_tools[name]
         if name in self.folder_tools:

@@ -208,6 +208,9 @@ class FinalEvent(AssistantEvent):
     or ``error``."""
     usage: UsageSummary
     """Tokens used in this run, total, per assistant and per path."""
+    structured_response: Any = None
+    """A typed root assistant's result (``output_schema``), validated, as JSON data; None
+    for an untyped one or a run that ended without a valid result."""
 
 
 _EVENT_TYPES: dict[str, type[AssistantEvent]] = {

@@ -15,8 +15,12 @@ dev`` forbids blocking calls in its event loop. Compiled graphs are cached until
 file of the assistants folder changes.
 
 Models come from each schema, so ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL`` in the
-server's environment steer them. Importing this module creates no model, so the server
-starts without ``OPENAI_API_KEY``; a run then fails with an
+server's environment steer them. Imported by LangGraph Server (``LANGSERVE_GRAPHS`` set),
+this module compiles the generic graph's default assistant once (:func:`warm_up`), so
+that the server's first load of it is quick: LangGraph Server logs a graph load over
+250 ms as an error, and the first compile imports the model client and loads TLS
+certificates (about a second). Without ``OPENAI_API_KEY`` that compile fails quietly,
+the server still starts, and a run then fails with an
 :class:`~assistant_graph._errors.AssistantConfigError` that names the missing key.
 
 Environment:
@@ -48,7 +52,7 @@ from assistant_graph._catalog import (
     AssistantCatalog,
     load_assistants,
 )
-from assistant_graph._errors import AssistantConfigError
+from assistant_graph._errors import AssistantConfigError, MissingConfigError
 from assistant_graph._graph import build_assistant_graph
 
 __all__ = [
@@ -62,6 +66,7 @@ __all__ = [
     "build_studio_graph",
     "graph_factory",
     "make_graph",
+    "warm_up",
 ]
 
 ASSISTANTS_FOLDER_ENV = "ASSISTANT_GRAPH_ASSISTANTS"
@@ -72,6 +77,8 @@ ASSISTANT_NAME_KEY = "assistant_name"
 """The ``configurable`` key that picks the assistant of the generic graph."""
 MODEL_KEY = "model"
 """The ``configurable`` key with a ``provider:model`` that replaces every model in a run."""
+SERVER_ENV = "LANGSERVE_GRAPHS"
+"""Set by LangGraph Server (and ``langgraph dev``) to the graphs it serves."""
 
 NAME_CLASH = (
     "assistant {name!r} cannot be served as assistant_graph.studio:{name}, a name this "
@@ -201,5 +208,20 @@ def _register_named_graphs(namespace: dict[str, Any]) -> tuple[str, ...]:
     return tuple(catalog)
 
 
+def warm_up() -> bool:
+    """Compile the generic graph's default assistant now, if it can be; returns whether
+    it was (it cannot without a valid folder or the models' API key)."""
+    folder = assistants_folder()
+    if not folder.is_dir():
+        return False
+    try:
+        build_studio_graph(None)
+    except (AssistantConfigError, MissingConfigError):
+        return False
+    return True
+
+
 GRAPH_NAMES: tuple[str, ...] = _register_named_graphs(globals())
 """The assistants served under their own name, e.g. ``("calculator", "proxy", ...)``."""
+if os.environ.get(SERVER_ENV):  # only a server pays for it, not every import
+    warm_up()

@@ -22,6 +22,7 @@ from rich.console import Console
 
 from assistant_graph._catalog import DEFAULT_ASSISTANTS_FOLDER, load_assistants
 from assistant_graph._errors import AssistantConfigError
+from assistant_graph._example_team import example_assistants
 from assistant_graph._thread_guard import DEFAULT_BUSY_TIMEOUT
 from assistant_graph.cli._catalog_view import (
     assistant_rows,
@@ -30,7 +31,8 @@ from assistant_graph.cli._catalog_view import (
     plain_list,
 )
 from assistant_graph.cli._chat import chat_loop
-from assistant_graph.cli._demo import run_demo
+from assistant_graph.cli._demo import check_team, run_demo
+from assistant_graph.cli._demo_chat import DEMO_CHAT_BANNER, DEMO_CHAT_TEAM, demo_chat_models
 from assistant_graph.cli._failures import (
     EXIT_CODES_HELP,
     EXIT_INTERRUPTED,
@@ -38,6 +40,19 @@ from assistant_graph.cli._failures import (
     CliFailure,
     bad_input,
     print_failure,
+)
+from assistant_graph.cli._help import FLAG, PlainUsageCommand, PlainUsageGroup
+from assistant_graph.cli._mcp import (
+    AuthTokenOption,
+    ConnectOption,
+    HostOption,
+    McpServeSettings,
+    OnlyOption,
+    PortOption,
+    Transport,
+    TransportOption,
+    connect_mcp_servers,
+    serve_assistants,
 )
 from assistant_graph.cli._output import Output, report_turn
 from assistant_graph.cli._session import SessionSettings, open_session
@@ -52,11 +67,13 @@ STOPPED = "stopped; the thread keeps every finished step"
 RESUME_NEEDS_THREAD = "--resume needs --thread ID (the thread that waits for the answer)"
 MESSAGE_AND_RESUME = "give either a MESSAGE or --resume ANSWER, not both"
 ASSISTANTS_OK = "{count} assistants OK"
-PROBLEMS_FOUND = "{count} problem(s) in {folder}"
+PROBLEMS_FOUND = "{count} {noun} in {folder}"
+PROBLEM, PROBLEMS = "problem", "problems"
 STDIN_MESSAGE = "-"
 
 app = typer.Typer(
     name="assistant-graph",
+    cls=PlainUsageGroup,
     help=HELP,
     epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
@@ -66,18 +83,30 @@ app = typer.Typer(
 
 AssistantsOption = Annotated[
     Path,
-    typer.Option("--assistants", "-a", help="Folder of assistant YAML files (and tools.py)."),
+    typer.Option(
+        "--assistants",
+        "-a",
+        metavar="DIR",
+        help="Folder of assistant YAML files (and tools.py).",
+    ),
 ]
 ThreadOption = Annotated[
     str | None,
-    typer.Option("--thread", "-t", help="Thread id: continue that conversation (default: new)."),
+    typer.Option(
+        "--thread",
+        "-t",
+        metavar="ID",
+        help="Thread id: continue that conversation (default: new).",
+    ),
 ]
 DbOption = Annotated[
     str | None,
     typer.Option(
         "--db",
         envvar="ASSISTANT_GRAPH_DB",
-        help="Where threads are kept: a SQLite file, a postgresql:// URL, or :memory: "
+        metavar="DB",
+        help="Where threads are kept: a SQLite file path (its folder must exist), "
+        "sqlite:///PATH, a postgresql:// URL, or :memory: "
         "(default: threads.sqlite in the per-user data folder).",
     ),
 ]
@@ -87,18 +116,27 @@ ModelOption = Annotated[
         "--model",
         "-m",
         envvar="ASSISTANT_GRAPH_MODEL",
+        metavar="PROVIDER:MODEL",
         help="Use this model (provider:model) for every assistant in this run.",
     ),
 ]
 JsonOption = Annotated[
     bool,
-    typer.Option("--json", help="Write the events as JSON Lines on stdout (no tree on stderr)."),
+    typer.Option(
+        "--json",
+        metavar=FLAG,
+        help="Write the events as JSON Lines on stdout (no tree on stderr).",
+    ),
 ]
 TokensOption = Annotated[
-    bool, typer.Option("--tokens", help="With --json: include 'token' events (streamed text).")
+    bool,
+    typer.Option(
+        "--tokens", metavar=FLAG, help="With --json: include 'token' events (streamed text)."
+    ),
 ]
 QuietOption = Annotated[
-    bool, typer.Option("--quiet", "-q", help="No live tree and no token usage on stderr.")
+    bool,
+    typer.Option("--quiet", "-q", metavar=FLAG, help="No live tree and no token usage on stderr."),
 ]
 
 
@@ -113,6 +151,7 @@ IfBusyOption = Annotated[
     IfBusyChoice,
     typer.Option(
         "--if-busy",
+        metavar="reject|wait",
         help="When another run is in progress on the thread: 'reject' (exit 4 at once, "
         "nothing run) or 'wait' for it to finish (up to --busy-timeout).",
         case_sensitive=False,
@@ -120,14 +159,18 @@ IfBusyOption = Annotated[
 ]
 BusyTimeoutOption = Annotated[
     float,
-    typer.Option("--busy-timeout", min=0, help="Seconds --if-busy wait waits at most."),
+    typer.Option(
+        "--busy-timeout", min=0, metavar="SECONDS", help="Seconds --if-busy wait waits at most."
+    ),
 ]
 KeepHistoryOption = Annotated[
     bool,
     typer.Option(
         "--keep-history",
-        help="Keep every checkpoint of the thread (by default a finished run keeps only the "
-        "latest, so threads grow linearly).",
+        metavar=FLAG,
+        help="Keep every checkpoint of the thread. By default a finished run keeps only the "
+        "latest (SQLite files and PostgreSQL), so a thread's storage grows with its length, "
+        "not its square.",
     ),
 ]
 
@@ -143,18 +186,23 @@ def _root(
     show_version: Annotated[
         bool,
         typer.Option(
-            "--version", help="Print the version and exit.", is_eager=True, callback=_print_version
+            "--version",
+            metavar=FLAG,
+            help="Print the version and exit.",
+            is_eager=True,
+            callback=_print_version,
         ),
     ] = False,
 ) -> None:
     """Run assistants described in YAML, nested as sub-assistants, from the command line."""
 
 
-@app.command(epilog=EXIT_CODES_HELP)
+@app.command(cls=PlainUsageCommand, epilog=EXIT_CODES_HELP)
 def run(
-    name: Annotated[str, typer.Argument(help="The assistant to run.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The assistant to run.")],
     message: Annotated[
-        str | None, typer.Argument(help="Your message ('-' reads it from stdin).")
+        str | None,
+        typer.Argument(metavar="MESSAGE", help="Your message ('-' reads it from stdin)."),
     ] = None,
     assistants: AssistantsOption = Path(DEFAULT_ASSISTANTS_FOLDER),
     thread: ThreadOption = None,
@@ -166,6 +214,7 @@ def run(
         str | None,
         typer.Option(
             "--resume",
+            metavar="ANSWER",
             help="Answer the thread's pending input requests: plain text for all, or a "
             'JSON object {"<request id>": answer, ...}.',
         ),
@@ -202,10 +251,29 @@ def run(
     raise typer.Exit(code)
 
 
-@app.command(epilog=EXIT_CODES_HELP)
+@app.command(cls=PlainUsageCommand, epilog=EXIT_CODES_HELP)
 def chat(
-    name: Annotated[str, typer.Argument(help="The assistant to chat with.")],
-    assistants: AssistantsOption = Path(DEFAULT_ASSISTANTS_FOLDER),
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The assistant to chat with.")],
+    assistants: Annotated[
+        Path | None,
+        typer.Option(
+            "--assistants",
+            "-a",
+            metavar="DIR",
+            help="Folder of assistant YAML files (and tools.py) (default: assistants; "
+            "with --demo, the example team).",
+            show_default=False,
+        ),
+    ] = None,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo",
+            metavar=FLAG,
+            help="Chat with the example team on scripted models: no API key, no model "
+            "server, nothing sent anywhere.",
+        ),
+    ] = False,
     thread: ThreadOption = None,
     db: DbOption = None,
     model: ModelOption = None,
@@ -218,25 +286,33 @@ def chat(
 ) -> None:
     """Chat with assistant NAME: one run per line you type, until /exit or end of input.
 
-    Questions the assistants ask (and approvals they need) are asked inline.
+    Questions the assistants ask (and approvals they need) are asked inline; /help lists
+    the chat's commands. With --demo, no key is needed: the example team answers on
+    scripted models.
     """
     output = Output(json=json_output, tokens=tokens, quiet=quiet)
     with _guard(output):
+        default = example_assistants() if demo else Path(DEFAULT_ASSISTANTS_FOLDER)
         settings = SessionSettings(
-            assistants,
+            assistants or default,
             thread,
             db,
-            model or None,
+            demo_chat_models() if demo else model or None,
             keep_history,
             wait_if_busy=if_busy is IfBusyChoice.wait,
             busy_timeout=busy_timeout,
+            default_assistants=default,
+            demo=demo,
         )
         with bad_input(), open_session(settings, name) as session:
+            if demo:
+                check_team(session.catalog, settings.assistants, DEMO_CHAT_TEAM)
+                output.note(DEMO_CHAT_BANNER)
             code = chat_loop(session, output)
     raise typer.Exit(code)
 
 
-@app.command("list")
+@app.command("list", cls=PlainUsageCommand)
 def list_assistants(assistants: AssistantsOption = Path(DEFAULT_ASSISTANTS_FOLDER)) -> None:
     """List the assistants: description, whether callable, tools and sub-assistants."""
     with _guard(Output()), bad_input():
@@ -248,22 +324,55 @@ def list_assistants(assistants: AssistantsOption = Path(DEFAULT_ASSISTANTS_FOLDE
         typer.echo("\n".join(plain_list(rows)))
 
 
-@app.command()
-def validate(assistants: AssistantsOption = Path(DEFAULT_ASSISTANTS_FOLDER)) -> None:
+@app.command(cls=PlainUsageCommand)
+def validate(
+    assistants: AssistantsOption = Path(DEFAULT_ASSISTANTS_FOLDER), connect: ConnectOption = False
+) -> None:
     """Check the assistants folder; list every problem as 'file: field: message'."""
     try:
         catalog = load_assistants(assistants)
+        servers = connect_mcp_servers(catalog) if connect else []
     except AssistantConfigError as error:
         for problem in error.problems:
             typer.echo(str(problem))
-        typer.echo(PROBLEMS_FOUND.format(count=len(error.problems), folder=assistants), err=True)
+        count = len(error.problems)
+        noun = PROBLEM if count == 1 else PROBLEMS
+        typer.echo(PROBLEMS_FOUND.format(count=count, noun=noun, folder=assistants), err=True)
         raise typer.Exit(EXIT_USAGE) from None
     typer.echo(ASSISTANTS_OK.format(count=len(catalog)))
+    for line in servers:
+        typer.echo(line)
 
 
-@app.command()
+@app.command("mcp", cls=PlainUsageCommand)
+def mcp(
+    assistants: AssistantsOption = Path(DEFAULT_ASSISTANTS_FOLDER),
+    transport: TransportOption = Transport.stdio,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8000,
+    only: OnlyOption = None,
+    db: DbOption = None,
+    model: ModelOption = None,
+    keep_history: KeepHistoryOption = False,
+    auth_token: AuthTokenOption = None,
+) -> None:
+    """Serve the callable assistants (or --only these) as MCP tools, until stopped.
+
+    Each tool takes a message and an optional conversation_id (from an earlier result)
+    and answers with the assistant's answer and the conversation id.
+    """
+    settings = McpServeSettings(
+        assistants, transport, host, port, only or [], db, model or None, keep_history, auth_token
+    )
+    with _guard(Output()), bad_input():
+        serve_assistants(settings)
+
+
+@app.command(cls=PlainUsageCommand)
 def graph(
-    name: Annotated[str, typer.Argument(help="The assistant at the top of the chart.")],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="The assistant at the top of the chart.")
+    ],
     assistants: AssistantsOption = Path(DEFAULT_ASSISTANTS_FOLDER),
 ) -> None:
     """Print a Mermaid flowchart of NAME, the assistants it can reach, and their tools."""
@@ -272,9 +381,19 @@ def graph(
     typer.echo(chart, nl=False)
 
 
-@app.command()
+@app.command(cls=PlainUsageCommand)
 def demo(
-    assistants: AssistantsOption = Path(DEFAULT_ASSISTANTS_FOLDER),
+    assistants: Annotated[
+        Path | None,
+        typer.Option(
+            "--assistants",
+            "-a",
+            metavar="DIR",
+            help="Folder of the team to run (default: the example team, which ships with "
+            "the package).",
+            show_default=False,
+        ),
+    ] = None,
     json_output: JsonOption = False,
     tokens: TokensOption = False,
     quiet: QuietOption = False,
@@ -283,7 +402,7 @@ def demo(
     offline on scripted models (it says so)."""
     output = Output(json=json_output, tokens=tokens, quiet=quiet)
     with _guard(output), bad_input():
-        code = run_demo(assistants, output)
+        code = run_demo(assistants or example_assistants(), output)
     raise typer.Exit(code)
 
 

@@ -29,10 +29,10 @@ from assistant_graph.cli._output import Output, report_turn
 from assistant_graph.cli._session import SessionSettings, open_session
 from assistant_graph.testing import ModelCall, ScriptedModels, ai, call_sub_assistant, call_tool
 
-__all__ = ["DEMO_QUESTIONS", "DEMO_TEAM", "run_demo", "scripted_team"]
+__all__ = ["DEMO_QUESTIONS", "DEMO_TEAM", "check_team", "run_demo", "scripted_team"]
 
 DEMO_TEAM = ("proxy", "researcher", "calculator", "writer")
-"""The assistants the demo needs (the example team in ``assistants/``)."""
+"""The assistants the demo needs (the example team, which ships with the package)."""
 
 DEMO_QUESTIONS = (
     "How many times larger is Jupiter's radius than Earth's? Answer in one sentence.",
@@ -58,7 +58,7 @@ NARRATION = (
 YOU = "you: {question}"
 NOT_THE_EXAMPLE_TEAM = (
     "the offline demo needs the example team ({team}) but {folder} lacks {missing}; "
-    "run it from the project folder or pass --assistants to the example team"
+    "leave out --assistants to use the example team that ships with the package"
 )
 NO_FINDINGS = "(I was given no findings to write from.)"
 NO_EARLIER_TEXT = "(I have no earlier text to shorten.)"
@@ -90,7 +90,7 @@ def run_demo(assistants: Path, output: Output) -> int:
     settings = SessionSettings(assistants, db=MEMORY, model=model)
     with open_session(settings, DEMO_TEAM[0]) as session:
         if not real:
-            _check_team(session.catalog, assistants)
+            check_team(session.catalog, assistants, DEMO_TEAM)
         for index, question in enumerate(DEMO_QUESTIONS):
             if not real:
                 output.note(NARRATION[index])
@@ -101,12 +101,17 @@ def run_demo(assistants: Path, output: Output) -> int:
     return EXIT_OK
 
 
-def _check_team(catalog: AssistantCatalog, folder: Path) -> None:
-    missing = [name for name in DEMO_TEAM if name not in catalog]
+def check_team(catalog: AssistantCatalog, folder: Path, team: Sequence[str]) -> None:
+    """Make sure the scripted models' team is there.
+
+    Raises:
+        CliFailure: ``catalog`` lacks some of ``team``.
+    """
+    missing = [name for name in team if name not in catalog]
     if missing:
         raise CliFailure(
             NOT_THE_EXAMPLE_TEAM.format(
-                team=", ".join(DEMO_TEAM), folder=folder, missing=", ".join(missing)
+                team=", ".join(team), folder=folder, missing=", ".join(missing)
             )
         )
 

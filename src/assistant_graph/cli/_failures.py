@@ -12,11 +12,14 @@ import os
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TextIO
 
 from assistant_graph._errors import (
+    EXCERPT_INDENT,
     AssistantConfigError,
     CheckpointerError,
+    ConfigProblem,
     MissingConfigError,
     ThreadBusyError,
 )
@@ -30,9 +33,11 @@ __all__ = [
     "EXIT_USAGE",
     "EXIT_WAITING",
     "CliFailure",
+    "Note",
     "bad_input",
     "oneline",
     "print_failure",
+    "problem_lines",
     "redact_secrets",
 ]
 
@@ -63,13 +68,28 @@ _MIN_SECRET_LENGTH = 6
 _MASK = "***"
 
 
-class CliFailure(Exception):
-    """A failure the CLI reports as lines on stderr and an exit code, without a traceback."""
+@dataclass(frozen=True)
+class Note:
+    """A line printed as it is, under the ``error:`` lines: the YAML line with a caret
+    under the mistake, or how to fix it."""
 
-    def __init__(self, lines: str | Sequence[str], code: int = EXIT_USAGE) -> None:
+    text: str
+    """The line (secrets are still masked)."""
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class CliFailure(Exception):
+    """A failure the CLI reports as lines on stderr and an exit code, without a traceback.
+
+    Each ``str`` line is printed as one ``error: ...`` line; each :class:`Note` as it is.
+    """
+
+    def __init__(self, lines: str | Sequence[str | Note], code: int = EXIT_USAGE) -> None:
         self.lines = (lines,) if isinstance(lines, str) else tuple(lines)
         self.code = code
-        super().__init__("\n".join(self.lines))
+        super().__init__("\n".join(map(str, self.lines)))
 
 
 @contextmanager
@@ -81,17 +101,29 @@ def bad_input() -> Iterator[None]:
     try:
         yield
     except AssistantConfigError as error:
-        raise CliFailure([str(problem) for problem in error.problems]) from error
+        raise CliFailure(problem_lines(error.problems)) from error
     except (MissingConfigError, CheckpointerError) as error:
         raise CliFailure(str(error)) from error
     except ThreadBusyError as error:
         raise CliFailure(str(error), EXIT_BUSY) from error
 
 
+def problem_lines(problems: Sequence[ConfigProblem]) -> list[str | Note]:
+    """Each problem's headline, then its excerpt (the line and a caret) as notes."""
+    lines: list[str | Note] = []
+    for problem in problems:
+        lines.append(problem.headline)
+        lines.extend(Note(EXCERPT_INDENT + line) for line in problem.excerpt)
+    return lines
+
+
 def print_failure(failure: CliFailure, stream: TextIO) -> None:
-    """Write each line of ``failure`` to ``stream`` as ``error: ...``, secrets masked."""
+    """Write each line of ``failure`` to ``stream`` (``error: ...``), secrets masked."""
     for line in failure.lines:
-        stream.write(f"{ERROR_PREFIX}{redact_secrets(oneline(line))}\n")
+        if isinstance(line, Note):
+            stream.write(f"{redact_secrets(line.text)}\n")
+        else:
+            stream.write(f"{ERROR_PREFIX}{redact_secrets(oneline(line))}\n")
     stream.flush()
 
 

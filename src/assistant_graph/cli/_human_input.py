@@ -9,15 +9,17 @@ person inline instead.
 from __future__ import annotations
 
 import json
-import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from langgraph.types import Command, Interrupt
 
 from assistant_graph.cli._failures import CliFailure
+from assistant_graph.cli._hints import CommandLine
 
 __all__ = [
+    "RESUME_MANY",
+    "RESUME_ONE",
     "ask_inline",
     "describe_request",
     "resume_command",
@@ -32,9 +34,16 @@ WANTS_APPROVAL = "wants approval"
 APPROVAL_PROMPT = "approve? [yes/no/or say why not] > "
 ANSWER_PROMPT = "answer > "
 WAITING_HEADER = "waiting for input on thread {thread}:"
-RESUME_HINT = "answer with: assistant-graph run {name} --thread {thread} --resume {answer}"
+RESUME_HINT = "answer with: {command}"
+RESUME_MANY_NOTE = " (or one ANSWER for all)"
+IN_MEMORY_WAITING = (
+    "the thread was in memory only (--db :memory:), so no later command can answer it; "
+    "chat answers questions as they come: {command}"
+)
 RESUME_ONE = "ANSWER"
-RESUME_MANY = '\'{"<id>": "ANSWER", ...}\' (or one ANSWER for all)'
+"""The placeholder of the answer in a suggested ``--resume``."""
+RESUME_MANY = '\'{"<id>": "ANSWER", ...}\''
+"""The placeholder of answers by request id in a suggested ``--resume``."""
 UNKNOWN_IDS = (
     "--resume names keys that are not pending request ids: {unknown} (pending: {pending}); "
     "give a JSON object of pending ids to answers, or one plain answer for all of them."
@@ -58,10 +67,14 @@ def write_requests(requests: Sequence[Interrupt], thread: str, stream: TextIO) -
     stream.flush()
 
 
-def resume_hint(name: str, thread: str, pending: int) -> str:
-    """How to answer, as a command line."""
-    answer = RESUME_ONE if pending == 1 else RESUME_MANY
-    return RESUME_HINT.format(name=shlex.quote(name), thread=shlex.quote(thread), answer=answer)
+def resume_hint(command: CommandLine, thread: str, pending: int) -> str:
+    """How to answer, as a command line that works when pasted."""
+    if command.in_memory:
+        return IN_MEMORY_WAITING.format(command=command.chat(None))
+    if pending == 1:
+        return RESUME_HINT.format(command=command.run(thread, "--resume", RESUME_ONE))
+    line = command.run(thread, "--resume", RESUME_MANY)
+    return RESUME_HINT.format(command=line) + RESUME_MANY_NOTE
 
 
 def resume_command(answer: str, pending: Sequence[Interrupt]) -> Command[Any]:

@@ -8,6 +8,7 @@ stderr shows errors only; with ``--quiet`` it shows no tree and no usage.
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 from typing import TextIO
@@ -23,6 +24,7 @@ from assistant_graph.cli._failures import (
     CliFailure,
     print_failure,
 )
+from assistant_graph.cli._hints import permanent_failure_advice
 from assistant_graph.cli._human_input import resume_hint, write_requests
 from assistant_graph.cli._render import (
     EventRenderer,
@@ -32,20 +34,30 @@ from assistant_graph.cli._render import (
     tree_renderer,
 )
 from assistant_graph.cli._session import Session, TurnResult
-from assistant_graph.events import FinalEvent
+from assistant_graph.events import ErrorEvent, FinalEvent
 
 __all__ = ["Output", "report_turn"]
 
-NEW_THREAD = "thread {thread} (new, kept in {store}; continue it with --thread {thread})"
+NEW_THREAD = "thread {thread} (new, kept in {store}; continue it with: {command})"
+NEW_MEMORY_THREAD = "thread {thread} (new, in memory only: it ends with this command)"
 CONTINUING = "thread {thread}"
 RETRYING = "retrying the failed run on thread {thread}"
-RETRY_HINT = (
-    "the thread {thread} is kept; retry the failed step with: "
-    "assistant-graph run {name} --thread {thread}"
+RETRY_HINT = "the thread {thread} is kept; retry the failed step with: {command}"
+PERMANENT_HINT = (
+    "{advice}; running the same step again would fail the same way. The thread {thread} "
+    "is kept: once that is changed, continue it with: {command}"
 )
+MEMORY_RETRY_HINT = (
+    "the thread was in memory only (--db :memory:), so it ended with this command; "
+    "to try again, send the message again: {command}"
+)
+MEMORY_PERMANENT_HINT = "{advice}; running it again as it is would fail the same way"
 INCOMPLETE_NOTE = (
-    "{name} stopped before finishing (it used all its steps); send another message on "
-    "--thread {thread} to let it continue"
+    "{name} stopped before finishing (it used all its steps); let it continue with: {command}"
+)
+MEMORY_INCOMPLETE_NOTE = (
+    "{name} stopped before finishing (it used all its steps); the thread was in memory "
+    "only, so it cannot be continued"
 )
 NO_USAGE = "tokens: none reported by the model server"
 UNEXPECTED = "{kind}: {message}"
@@ -93,13 +105,21 @@ class Output:
             self.err.flush()
 
     def announce(self, session: Session, input_is_retry: bool) -> None:
-        """Say which thread the run is on."""
+        """Say which thread the run is on (and, for a new one, how to continue it)."""
+        thread = session.thread_id
         if input_is_retry:
-            self.note(RETRYING.format(thread=session.thread_id))
+            self.note(RETRYING.format(thread=thread))
+        elif session.new_thread and session.command.in_memory:
+            self.note(NEW_MEMORY_THREAD.format(thread=thread))
         elif session.new_thread:
-            self.note(NEW_THREAD.format(thread=session.thread_id, store=session.store))
+            command = session.command.run(thread, "MESSAGE")
+            self.note(NEW_THREAD.format(thread=thread, store=session.store, command=command))
         else:
-            self.note(CONTINUING.format(thread=session.thread_id))
+            self.note(CONTINUING.format(thread=thread))
+
+
+COMPACTED = "thread {thread} compacted to its latest checkpoint (--keep-history keeps every step)"
+NOT_COMPACTED = "thread {thread} keeps every step (this store is not compacted)"
 
 
 def report_turn(
@@ -108,35 +128,72 @@ def report_turn(
     """Write the outcome of a run and return the exit code it stands for.
 
     The answer goes to stdout; a failure is one ``error:`` line on stderr naming the
-    assistant path (also with ``--json``); pending requests are listed on stdout with a
-    hint how to answer, unless ``inline`` (``chat`` asks for the answers itself).
+    assistant path (also with ``--json``), then what to do about it; pending requests
+    are listed on stdout with a hint how to answer, unless ``inline`` (``chat`` asks for
+    the answers itself and retries in place).
     """
     final = result.final
+    if result.compacted is not None and not session.command.in_memory:
+        note = COMPACTED if result.compacted else NOT_COMPACTED
+        output.note(note.format(thread=session.thread_id))
     _report_usage(final, output)
-    if result.error is not None and isinstance(result.error.exception, ThreadBusyError):
-        print_failure(CliFailure(result.error.message), output.err)  # nothing ran, nothing to retry
-        return EXIT_BUSY
     if result.error is not None:
-        error = result.error
-        message = error.message
-        if error.error_type != MODEL_CALL_ERROR:
-            message = UNEXPECTED.format(kind=error.error_type, message=message)
-        print_failure(CliFailure(message), output.err)
-        if not inline:
-            output.note(RETRY_HINT.format(thread=session.thread_id, name=session.name))
-        return EXIT_RUN_FAILED
+        return _report_error(session, result.error, output, inline=inline)
     if final.status == "interrupted":
         pending = session.pending_requests()
         if not (output.json or inline):
             write_requests(pending, session.thread_id, output.out)
-            output.note(resume_hint(session.name, session.thread_id, len(pending)))
+            output.note(resume_hint(session.command, session.thread_id, len(pending)))
         return EXIT_WAITING
     if not output.json:
-        output.out.write(final.content + "\n")
+        output.out.write(_answer_text(final) + "\n")
         output.out.flush()
     if final.status == "incomplete":
-        output.note(INCOMPLETE_NOTE.format(name=session.name, thread=session.thread_id))
+        output.note(_incomplete_note(session))
     return EXIT_OK
+
+
+def _answer_text(final: FinalEvent) -> str:
+    """The answer for stdout: a typed root's result as JSON, else the last message's text."""
+    if final.structured_response is None:
+        return final.content
+    return json.dumps(final.structured_response, ensure_ascii=False)
+
+
+def _report_error(session: Session, error: ErrorEvent, output: Output, *, inline: bool) -> int:
+    if isinstance(error.exception, ThreadBusyError):
+        print_failure(CliFailure(error.message), output.err)  # nothing ran, nothing to retry
+        return EXIT_BUSY
+    message = error.message
+    if error.error_type != MODEL_CALL_ERROR:
+        message = UNEXPECTED.format(kind=error.error_type, message=message)
+    print_failure(CliFailure(message), output.err)
+    hint = _failure_hint(session, error, inline=inline)
+    if hint:
+        output.note(hint)
+    return EXIT_RUN_FAILED
+
+
+def _failure_hint(session: Session, error: ErrorEvent, *, inline: bool) -> str | None:
+    """What to do after a failed run: change something (a permanent failure), or retry."""
+    failing = error.path[-1] if error.path else session.name
+    file = session.catalog.source_of(failing) if failing in session.catalog else session.name
+    advice = permanent_failure_advice(error.exception, file)
+    command, thread = session.command, session.thread_id
+    if command.in_memory:
+        if advice:
+            return MEMORY_PERMANENT_HINT.format(advice=advice)
+        return None if inline else MEMORY_RETRY_HINT.format(command=command.run(None, "MESSAGE"))
+    if advice:
+        return PERMANENT_HINT.format(advice=advice, thread=thread, command=command.run(thread))
+    return None if inline else RETRY_HINT.format(thread=thread, command=command.run(thread))
+
+
+def _incomplete_note(session: Session) -> str:
+    if session.command.in_memory:
+        return MEMORY_INCOMPLETE_NOTE.format(name=session.name)
+    command = session.command.run(session.thread_id, "MESSAGE")
+    return INCOMPLETE_NOTE.format(name=session.name, command=command)
 
 
 def _report_usage(final: FinalEvent, output: Output) -> None:

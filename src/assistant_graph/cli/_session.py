@@ -18,15 +18,17 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Interrupt
 
-from assistant_graph._catalog import AssistantCatalog, load_assistants
+from assistant_graph._catalog import DEFAULT_ASSISTANTS_FOLDER, AssistantCatalog, load_assistants
 from assistant_graph._compaction import compact_thread
 from assistant_graph._event_stream import stream_events
 from assistant_graph._graph import build_assistant_graph
 from assistant_graph._models import ModelOverride
-from assistant_graph._persistence import describe_database, open_checkpointer
+from assistant_graph._persistence import check_database, describe_database, open_checkpointer
 from assistant_graph._thread_guard import DEFAULT_BUSY_TIMEOUT
 from assistant_graph.cli._failures import CliFailure
-from assistant_graph.cli._human_input import resume_command
+from assistant_graph.cli._hints import CommandLine
+from assistant_graph.cli._human_input import RESUME_MANY, RESUME_ONE, resume_command
+from assistant_graph.cli._preflight import prepare_models
 from assistant_graph.cli._render import EventRenderer
 from assistant_graph.events import ErrorEvent, FinalEvent
 
@@ -34,14 +36,21 @@ __all__ = ["Session", "SessionSettings", "TurnResult", "new_thread_id", "open_se
 
 NOTHING_PENDING = "--resume: thread {thread} is not waiting for any input"
 STILL_WAITING = (
-    "thread {thread} is waiting for input ({count} pending); answer with --resume ANSWER "
-    "instead of a new message"
+    "thread {thread} is waiting for input ({count} pending); answer it instead of sending a "
+    "new message: {command}"
 )
 UNFINISHED = (
-    "thread {thread}'s last run failed before it finished; run again without a message "
-    "to retry it, then send the new message"
+    "thread {thread}'s last run failed before it finished; retry it first: {command} "
+    "(then send the new message)"
 )
 NO_MESSAGE = "give a MESSAGE (or - to read it from stdin)"
+UNKNOWN_THREAD = (
+    "thread {thread} has no history in {store}, so there is nothing to retry: give a "
+    "MESSAGE to start it (or the --db, and --assistants, the thread was run with)"
+)
+NOTHING_TO_RETRY = (
+    "thread {thread} has nothing to retry or answer: give a MESSAGE to continue it: {command}"
+)
 FINISHED = ("completed", "incomplete")
 """Final statuses after which nothing is pending, so the thread can be compacted."""
 
@@ -65,6 +74,21 @@ class SessionSettings:
     """When another run holds the thread, wait for it (else exit at once)."""
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT
     """Seconds to wait for a busy thread at most."""
+    default_assistants: Path = Path(DEFAULT_ASSISTANTS_FOLDER)
+    """The folder the command reads when ``--assistants`` is not given."""
+    demo: bool = False
+    """Whether the models are the scripted demo's (``chat --demo``)."""
+
+    def command_line(self, name: str) -> CommandLine:
+        """How a later command reaches the same assistants, store and model."""
+        return CommandLine.of(
+            name,
+            assistants=self.assistants,
+            default_assistants=self.default_assistants,
+            db=self.db,
+            model=self.model,
+            demo=self.demo,
+        )
 
 
 @dataclass(frozen=True)
@@ -75,6 +99,10 @@ class TurnResult:
     """The final event."""
     error: ErrorEvent | None
     """The error event, if the run failed."""
+    compacted: bool | None = None
+    """After a finished run: whether the thread was compacted to its latest checkpoint
+    (False: this store is not compacted, or another run had the thread); None when it was
+    not tried (``--keep-history``, or a run that did not finish)."""
 
 
 @dataclass
@@ -93,6 +121,8 @@ class Session:
     """Whether the thread id was made up for this session."""
     store: str
     """Where the thread is kept, as it is safe to show."""
+    command: CommandLine
+    """How later commands reach this assistant, its thread store and its model (hints)."""
     keep_history: bool = False
     """Whether to keep every checkpoint instead of compacting after finished runs."""
 
@@ -141,14 +171,28 @@ class Session:
                 raise CliFailure(NOTHING_PENDING.format(thread=self.thread_id))
             return resume_command(resume, pending)
         if pending:
-            raise CliFailure(STILL_WAITING.format(thread=self.thread_id, count=len(pending)))
+            answer = RESUME_ONE if len(pending) == 1 else RESUME_MANY
+            command = self.command.run(self.thread_id, "--resume", answer)
+            text = STILL_WAITING.format(thread=self.thread_id, count=len(pending), command=command)
+            raise CliFailure(text)
         if self.unfinished():
             if message is None:
                 return None
-            raise CliFailure(UNFINISHED.format(thread=self.thread_id))
+            raise CliFailure(
+                UNFINISHED.format(thread=self.thread_id, command=self.command.run(self.thread_id))
+            )
         if message is None:
-            raise CliFailure(NO_MESSAGE)
+            raise CliFailure(self._no_message())
         return message
+
+    def _no_message(self) -> str:
+        """Why a run without a message has nothing to do, and what to give instead."""
+        if self.new_thread:
+            return NO_MESSAGE
+        if not self.graph.get_state(self.config).values:
+            return UNKNOWN_THREAD.format(thread=self.thread_id, store=self.store)
+        command = self.command.run(self.thread_id, "MESSAGE")
+        return NOTHING_TO_RETRY.format(thread=self.thread_id, command=command)
 
     def turn(self, input: Any, renderer: EventRenderer) -> TurnResult:
         """Run once on the thread, showing every event with ``renderer``.
@@ -168,9 +212,10 @@ class Session:
                     final = event
         if final is None:  # stream_events always ends with one; this guards against a change
             raise RuntimeError("the event stream ended without a final event")
+        compacted = None
         if final.status in FINISHED and not self.keep_history:
-            compact_thread(self.graph, self.config, finished=True)
-        return TurnResult(final, error)
+            compacted = compact_thread(self.graph, self.config, finished=True)
+        return TurnResult(final, error, compacted)
 
 
 def new_thread_id() -> str:
@@ -182,18 +227,23 @@ def new_thread_id() -> str:
 def open_session(settings: SessionSettings, name: str) -> Iterator[Session]:
     """Load the assistants, open the thread store and compile ``name``; close on exit.
 
+    Nothing is opened or written before every model of the run could be created.
+
     Raises:
-        AssistantConfigError: The folder is missing or invalid, or a model cannot be made.
+        AssistantConfigError: The folder is missing or invalid.
+        CliFailure: A model cannot be made (no API key, a bad ``--model``).
         MissingConfigError: There is no assistant ``name``.
         CheckpointerError: The thread store cannot be opened.
     """
     catalog = load_assistants(settings.assistants)
-    catalog[name]  # unknown names fail before the thread store is touched
+    catalog[name]  # unknown names fail before the thread store is touched,
+    check_database(settings.db)  # so do bad --db values
+    model = prepare_models(catalog, name, settings.model)  # and missing keys
     with open_checkpointer(settings.db) as saver:
         graph = build_assistant_graph(
             name,
             catalog,
-            model=settings.model,
+            model=model,
             checkpointer=saver,
             if_busy="enqueue" if settings.wait_if_busy else "reject",
             busy_timeout=settings.busy_timeout,
@@ -201,5 +251,12 @@ def open_session(settings: SessionSettings, name: str) -> Iterator[Session]:
         thread = settings.thread or new_thread_id()
         store = describe_database(settings.db)
         yield Session(
-            name, catalog, graph, thread, settings.thread is None, store, settings.keep_history
+            name,
+            catalog,
+            graph,
+            thread,
+            settings.thread is None,
+            store,
+            settings.command_line(name),
+            settings.keep_history,
         )

@@ -15,9 +15,11 @@ from assistant_graph.examples.image_team import (
 )
 from assistant_graph.examples.notebook import (
     OFFLINE_ENV,
+    EventPrinter,
     example_folder,
     format_event,
     offline_mode,
+    thread_usage,
 )
 from assistant_graph.examples.team import (
     context_and_resume_models,
@@ -29,6 +31,7 @@ from assistant_graph.examples.team import (
 __all__ = [
     "IMAGE_TEAM_ROOT",
     "OFFLINE_ENV",
+    "EventPrinter",
     "context_and_resume_models",
     "example_folder",
     "format_event",
@@ -39,4 +42,5 @@ __all__ = [
     "offline_mode",
     "quickstart_models",
     "script_image_team",
+    "thread_usage",
 ]

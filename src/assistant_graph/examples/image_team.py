@@ -5,7 +5,9 @@ to play every model of the create-analyse-recreate loop, routed by system prompt
 user proxy follows its plan (resuming each specialist's conversation and forwarding the
 previous result with ``pass_contexts``), the creator calls ``create_image``, the analyst
 calls ``analyze_image``, and the critic (the vision model inside ``analyze_image``)
-writes critiques. The images come from the server's ``/v1/images/generations``.
+writes critiques. The images come from the server's ``/v1/images/generations``, drawn
+from each prompt by :func:`~assistant_graph.examples.city_art.draw_city`, so each version
+shows what its prompt (and the critique before it) asks for.
 
 :func:`offline_image_team` starts such a server and points the OpenAI clients and the
 image folder at it for the duration of a ``with`` block (used by notebook 04).
@@ -17,8 +19,9 @@ import itertools
 import json
 import os
 import re
+import tempfile
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 
 from assistant_graph._names import tool_name_from_assistant_name
+from assistant_graph.examples.city_art import draw_city
 from assistant_graph.examples.notebook import example_folder
 from assistant_graph.studio import graph_factory
 from assistant_graph.testing import (
@@ -90,6 +94,9 @@ _UID = re.compile(r"conversation_uid: ([\w-]+);")
 _PNG_PATH = re.compile(r"\S+\.png")
 _IMPROVED = re.compile(r"Improved prompt:\s*(.+)")
 _FAKE_KEY = "sk-offline-not-a-real-key"
+_TEMP_PREFIX = "image-team-"
+IMAGE_DIR_ENV = "ASSISTANT_GRAPH_IMAGE_DIR"
+"""Where the image tools save and read images (see ``image_team/tools.py``)."""
 
 
 def image_team_folder() -> Path:
@@ -103,8 +110,10 @@ async def graph(config: RunnableConfig) -> CompiledStateGraph[Any, Any, Any, Any
 
 
 def script_image_team(server: ScriptedOpenAIServer) -> None:
-    """Route ``server``'s chat requests by system prompt and script the whole loop."""
+    """Route ``server``'s chat requests by system prompt, script the whole loop, and draw
+    each image from its prompt."""
     server.router = route_by_system_prompt(ROUTES)
+    server.image_maker = draw_city
     server.script("user_proxy", _proxy)
     server.script("image_creator", _creator)
     server.script("vision_analyst", _analyst)
@@ -116,16 +125,21 @@ def script_image_team(server: ScriptedOpenAIServer) -> None:
 def offline_image_team(image_dir: str | Path | None = None) -> Iterator[ScriptedOpenAIServer]:
     """Start a scripted server for the image team and point the OpenAI clients at it.
 
-    Sets ``OPENAI_BASE_URL`` and a fake ``OPENAI_API_KEY`` until the block ends, and
-    ``ASSISTANT_GRAPH_IMAGE_DIR`` if ``image_dir`` is given (else images go where the
-    image tool saves them by default).
+    Sets ``OPENAI_BASE_URL``, a fake ``OPENAI_API_KEY`` and ``ASSISTANT_GRAPH_IMAGE_DIR``
+    until the block ends. The images go to ``image_dir``, or else to a temporary folder
+    removed when the block ends (never to the shared default image folder).
     """
-    environment = {"OPENAI_API_KEY": _FAKE_KEY}
-    if image_dir:
-        environment["ASSISTANT_GRAPH_IMAGE_DIR"] = str(image_dir)
-    with ScriptedOpenAIServer() as server:
+    with ExitStack() as stack:
+        if image_dir is None:
+            image_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix=_TEMP_PREFIX))
+        server = stack.enter_context(ScriptedOpenAIServer())
         script_image_team(server)
-        with _environment({**environment, "OPENAI_BASE_URL": server.url}):
+        environment = {
+            "OPENAI_API_KEY": _FAKE_KEY,
+            "OPENAI_BASE_URL": server.url,
+            IMAGE_DIR_ENV: str(image_dir),
+        }
+        with _environment(environment):
             yield server
 
 

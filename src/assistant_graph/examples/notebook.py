@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
-from assistant_graph._catalog import DEFAULT_ASSISTANTS_FOLDER
+from assistant_graph._example_team import example_assistants
+from assistant_graph._usage import UsageSummary, UsageTable
 from assistant_graph.events import (
     AgentMessageEvent,
     AssistantEvent,
@@ -20,18 +22,20 @@ from assistant_graph.events import (
     ToolResultEvent,
 )
 
-__all__ = ["OFFLINE_ENV", "example_folder", "format_event", "offline_mode"]
+__all__ = [
+    "OFFLINE_ENV",
+    "EventPrinter",
+    "example_folder",
+    "format_event",
+    "offline_mode",
+    "thread_usage",
+]
 
 OFFLINE_ENV = "ASSISTANT_GRAPH_OFFLINE"
 """Set to ``1`` to run the examples offline even when ``OPENAI_API_KEY`` is set."""
 _UNDER_PYTEST = "PYTEST_CURRENT_TEST"
 """Set by pytest while a test runs, and inherited by the kernel nbmake starts."""
-_NOT_FOUND = (
-    "cannot find the example assistants folder {name!r}; run the notebooks from a "
-    "checkout of the repository (looked in: {places})"
-)
 _TEXT_LIMIT = 120
-_REPOSITORY = Path(__file__).resolve().parents[3]
 
 
 def offline_mode() -> bool:
@@ -46,22 +50,15 @@ def offline_mode() -> bool:
 
 
 def example_folder(team: str = "") -> Path:
-    """The example assistants folder ``assistants/`` (or a team folder inside it).
+    """The example assistants folder (or a team folder inside it, e.g. ``image_team``).
 
-    Looked for in the repository checkout this package is installed from, then in the
-    working directory and its parent (notebooks run from ``notebooks/``).
+    It ships inside the package (:data:`~assistant_graph._example_team.EXAMPLE_ASSISTANTS`;
+    the repository's ``assistants/`` links to it), so the notebooks run from anywhere.
 
     Raises:
         FileNotFoundError: If no such folder exists there.
     """
-    bases = [_REPOSITORY, Path.cwd(), Path.cwd().parent]
-    places = [base / DEFAULT_ASSISTANTS_FOLDER / team for base in bases]
-    for place in places:
-        if place.is_dir():
-            return place
-    raise FileNotFoundError(
-        _NOT_FOUND.format(name=team or DEFAULT_ASSISTANTS_FOLDER, places=places)
-    )
+    return example_assistants(team)
 
 
 def format_event(event: AssistantEvent) -> str:
@@ -89,6 +86,33 @@ def format_event(event: AssistantEvent) -> str:
             return f"final ({event.status}): {_short(event.content)}"
         case _:
             return f"{where}: {event.type}"
+
+
+class EventPrinter:
+    """Lines for the events of the runs of one thread, each step once.
+
+    A run resumed after a question re-enters the sub-assistant that asked it, which
+    announces its start again; the printer says it continues instead.
+    """
+
+    def __init__(self) -> None:
+        self._started: set[str | None] = set()
+
+    def line(self, event: AssistantEvent) -> str:
+        """The line for ``event`` (see :func:`format_event`)."""
+        if isinstance(event, SubAssistantStartEvent):
+            if event.parent_tool_call_id in self._started:
+                return f"{' > '.join(event.path)}: continues with the answer"
+            self._started.add(event.parent_tool_call_id)
+        return format_event(event)
+
+
+def thread_usage(finals: Iterable[FinalEvent]) -> UsageSummary:
+    """The token usage of a whole thread: the sum of its runs' final events."""
+    table = UsageTable()
+    for final in finals:
+        table.merge(final.usage)
+    return table.summary()
 
 
 def _short(text: str) -> str:

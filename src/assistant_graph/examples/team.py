@@ -21,11 +21,9 @@ from assistant_graph.testing import ModelCall, ScriptedModels, ai, call_sub_assi
 
 __all__ = ["context_and_resume_models", "hitl_models", "hitl_team", "quickstart_models"]
 
-QUICKSTART_QUESTION = "How wide are Mars and Earth, and how much wider is Earth?"
-CONTEXT_QUESTION = "How long does sunlight take to reach Earth? Have it written up in a sentence."
 SUNLIGHT_QUESTION = "How long does sunlight take to reach Earth?"
-CONTEXT_FOLLOW_UP = "Make that sentence shorter and more playful."
-HITL_QUESTION = "Write a short note about the size of Mars."
+"""What the proxy of notebook 02 asks the researcher (the person's question is in the
+notebook)."""
 
 
 def quickstart_models() -> ScriptedModels:
@@ -33,7 +31,7 @@ def quickstart_models() -> ScriptedModels:
     return ScriptedModels(
         {
             "proxy": [
-                ai(tool_calls=[call_sub_assistant("researcher", QUICKSTART_QUESTION)]),
+                _hand_on("researcher"),
                 _relay("Here is what the researcher found: "),
             ],
             "researcher": [
@@ -139,6 +137,16 @@ def hitl_models() -> ScriptedModels:
         },
         latency=0.05,  # so the streamed tokens arrive as they would from a real model
     )
+
+
+def _hand_on(assistant: str) -> Callable[[ModelCall], AIMessage]:
+    """A reply that hands the person's question on to ``assistant`` as it is."""
+
+    def hand_on(call: ModelCall) -> AIMessage:
+        question = message_text(call.last_message)
+        return ai(tool_calls=[call_sub_assistant(assistant, question)])
+
+    return hand_on
 
 
 def _relay(prefix: str) -> Callable[[ModelCall], str]:

@@ -12,6 +12,7 @@ from assistant_graph.testing._openai_scripts import (
     reply,
     route_by_assistant,
     route_by_system_prompt,
+    structured_reply,
     tiny_png_bytes,
     tool_call,
 )
@@ -25,6 +26,7 @@ from assistant_graph.testing._scripted_model import (
     ai,
     call_sub_assistant,
     call_tool,
+    structured_ai,
 )
 
 __all__ = [
@@ -45,6 +47,8 @@ __all__ = [
     "reply",
     "route_by_assistant",
     "route_by_system_prompt",
+    "structured_ai",
+    "structured_reply",
     "tiny_png_bytes",
     "tool_call",
 ]

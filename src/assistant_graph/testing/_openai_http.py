@@ -184,8 +184,8 @@ class _Handler(BaseHTTPRequestHandler):
             raw=body,
             headers=headers,
         )
-        self.server.owner._record_image(request)
-        self._send_json(200, image_body(request))
+        png = self.server.owner._record_image(request)
+        self._send_json(200, image_body(request, png))
 
     def _send_unknown_endpoint(self) -> None:
         known = f"POST {_CHAT_PATH}, POST {_IMAGES_PATH}, GET {_MODELS_PATH}"

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from assistant_graph._schema import AssistantSchema
+from assistant_graph._typed_results import OUTPUT_TOOL_NAME
 from assistant_graph.testing._openai_wire import text_of, tiny_png_bytes
 
 # `tiny_png_bytes` is built with the other wire bytes; tests compare images with it, so it
@@ -43,6 +44,7 @@ __all__ = [
     "reply",
     "route_by_assistant",
     "route_by_system_prompt",
+    "structured_reply",
     "tiny_png_bytes",
     "tool_call",
 ]
@@ -158,6 +160,26 @@ def tool_call(name: str, /, **args: Any) -> ScriptedToolCall:
     return ScriptedToolCall(name=name, args=args)
 
 
+def structured_reply(data: Mapping[str, Any]) -> Responder:
+    """A typed result `data`, in the form the request asks for (a script item).
+
+    A request with a `json_schema` `response_format` (provider strategy) gets `data` as
+    JSON text; a request offering the `final_result` tool (tool strategy) gets a call of
+    it with `data` as arguments. Invalid data is sent as it is, to script mistakes.
+
+    Example:
+        `server.script("researcher", structured_reply({"planet": "Mars", "km": 6779}))`
+    """
+    values = dict(data)
+
+    def respond(request: ChatRequest) -> ScriptedReply:
+        if request.json_schema is None and OUTPUT_TOOL_NAME in request.tools:
+            return ScriptedReply(tool_calls=[ScriptedToolCall(OUTPUT_TOOL_NAME, values)])
+        return ScriptedReply(content=json.dumps(values))
+
+    return respond
+
+
 @dataclass(frozen=True)
 class ChatRequest:
     """One chat-completion request the server received, as parsed from its JSON body."""
@@ -178,11 +200,16 @@ class ChatRequest:
     """HTTP headers, names lower-cased."""
     route_key: str = ""
     """Key of the script that answered, as computed by the router ("" if routing failed)."""
+    response_format: dict[str, Any] | None = None
+    """The `response_format` field (structured output), exactly as sent; None if absent."""
+    tool_choice: Any = None
+    """The `tool_choice` field (e.g. `"required"`), exactly as sent; None if absent."""
 
     @classmethod
     def from_body(cls, body: dict[str, Any], headers: Mapping[str, str]) -> ChatRequest:
         """Parse a request body; fields the client left out get empty values."""
         raw_tools = list(body.get("tools") or [])
+        response_format = body.get("response_format")
         return cls(
             model=str(body.get("model", "")),
             messages=list(body.get("messages") or []),
@@ -191,7 +218,18 @@ class ChatRequest:
             stream=bool(body.get("stream")),
             raw=body,
             headers={name.lower(): value for name, value in headers.items()},
+            response_format=response_format if isinstance(response_format, dict) else None,
+            tool_choice=body.get("tool_choice"),
         )
+
+    @property
+    def json_schema(self) -> dict[str, Any] | None:
+        """The JSON Schema a `response_format` of type `json_schema` asks the answer to
+        match (native structured output), else None."""
+        if not self.response_format or self.response_format.get("type") != "json_schema":
+            return None
+        schema = (self.response_format.get("json_schema") or {}).get("schema")
+        return schema if isinstance(schema, dict) else None
 
     @property
     def system_prompt(self) -> str:

@@ -32,9 +32,9 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections import Counter, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from assistant_graph.testing._openai_http import (
     HOST,
@@ -62,6 +62,7 @@ from assistant_graph.testing._openai_wire import CREATED, text_of
 # Everything but the server is re-exported from `openai_scripts`, where it now lives.
 __all__ = [
     "ChatRequest",
+    "ImageMaker",
     "ImageRequest",
     "Responder",
     "Router",
@@ -92,6 +93,10 @@ _ROUTER_FAILED = "Router failed on request #{number}: {error!r}"
 def _route_by_model(request: ChatRequest) -> str:
     """The default router: the request's `model` field."""
     return request.model
+
+
+ImageMaker: TypeAlias = Callable[[str], bytes]
+"""Draws the PNG for an image request's prompt (see `ScriptedOpenAIServer.image_maker`)."""
 
 
 @dataclass
@@ -158,6 +163,7 @@ class ScriptedOpenAIServer:
         self._faults: list[_Fault] = []
         self._requests: list[ChatRequest] = []
         self._image_requests: list[ImageRequest] = []
+        self._image_maker: ImageMaker | None = None
         self._errors: list[str] = []
         self._tool_calls_named = 0
         self._httpd: ScriptedHTTPServer | None = None
@@ -369,9 +375,23 @@ class ScriptedOpenAIServer:
         usage = answer.usage or _default_usage(request, answer)
         return dataclasses.replace(answer, tool_calls=calls, usage=usage)
 
-    def _record_image(self, request: ImageRequest) -> None:
+    @property
+    def image_maker(self) -> ImageMaker | None:
+        """Draws the PNG answered to an image request, from its prompt (default: None,
+        a small solid square, :func:`tiny_png_bytes`)."""
+        return self._image_maker
+
+    @image_maker.setter
+    def image_maker(self, maker: ImageMaker | None) -> None:
+        with self._lock:
+            self._image_maker = maker
+
+    def _record_image(self, request: ImageRequest) -> bytes:
+        """Record an image request; returns the PNG to answer it with."""
         with self._lock:
             self._image_requests.append(request)
+            maker = self._image_maker
+        return maker(request.prompt) if maker is not None else tiny_png_bytes()
 
     def _models_body(self) -> dict[str, Any]:
         with self._lock:

@@ -155,9 +155,9 @@ def tiny_png_bytes(
     )
 
 
-def image_body(request: ImageRequest) -> dict[str, Any]:
-    """An images response with `n` copies of `tiny_png_bytes()`, base64-encoded."""
-    image = base64.b64encode(tiny_png_bytes()).decode("ascii")
+def image_body(request: ImageRequest, png: bytes | None = None) -> dict[str, Any]:
+    """An images response with `n` copies of `png` (default `tiny_png_bytes()`), base64."""
+    image = base64.b64encode(png if png is not None else tiny_png_bytes()).decode("ascii")
     count = int(request.raw.get("n") or 1)
     data = [{"b64_json": image, "revised_prompt": request.prompt} for _ in range(count)]
     return {"created": CREATED, "data": data}

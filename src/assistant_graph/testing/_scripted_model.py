@@ -1,7 +1,9 @@
 """A scripted chat model for testing assistants offline.
 
 ``ScriptedChatModel`` answers with scripted AI messages (text, tool calls, parallel tool
-calls), supports ``bind_tools``, streams without losing tool calls, reports usage, and
+calls), supports ``bind_tools`` and structured output (the ``response_format`` of the
+provider strategy, the ``final_result`` tool of the tool strategy; script a typed result
+with :func:`structured_ai`), streams without losing tool calls, reports usage, and
 records every call. ``ScriptedModels`` scripts each assistant of a catalog separately and
 is passed as ``model=`` to :func:`~assistant_graph.build_assistant_graph`.
 
@@ -46,6 +48,7 @@ from pydantic import ConfigDict, Field
 
 from assistant_graph._names import tool_name_from_assistant_name
 from assistant_graph._schema import AssistantSchema
+from assistant_graph._typed_results import OUTPUT_TOOL_NAME
 
 __all__ = [
     "ModelCall",
@@ -56,6 +59,7 @@ __all__ = [
     "ai",
     "call_sub_assistant",
     "call_tool",
+    "structured_ai",
 ]
 
 
@@ -71,6 +75,11 @@ class ModelCall:
     """Names of the tools bound to the model."""
     index: int
     """0-based number of this call among the calls of the same assistant."""
+    response_format: dict[str, Any] | None = None
+    """The structured-output request the model was bound with (provider strategy), e.g.
+    ``{"type": "json_schema", "json_schema": {"name": ..., "schema": ...}}``."""
+    tool_choice: Any = None
+    """The ``tool_choice`` the model was bound with (``"any"`` under the tool strategy)."""
 
     @property
     def last_message(self) -> BaseMessage:
@@ -104,6 +113,29 @@ def call_tool(name: str, *, id: str | None = None, **args: Any) -> ToolCall:
     return ToolCall(name=name, args=args, id=id or f"call_{next(_call_ids)}", type="tool_call")
 
 
+def structured_ai(data: Mapping[str, Any]) -> Callable[[ModelCall], AIMessage]:
+    """A scripted typed result ``data``, in the form the call asks for.
+
+    A model bound to the ``final_result`` tool (tool strategy) calls it with ``data`` as
+    arguments; otherwise (provider strategy) it answers ``data`` as JSON text. Invalid
+    data is given as it is, to script a model's mistakes.
+    """
+    values = dict(data)
+
+    def answer(call: ModelCall) -> AIMessage:
+        if call.response_format is None and OUTPUT_TOOL_NAME in call.tools:
+            call_id = f"call_{next(_call_ids)}"
+            return AIMessage(
+                content="",
+                tool_calls=[
+                    ToolCall(name=OUTPUT_TOOL_NAME, args=values, id=call_id, type="tool_call")
+                ],
+            )
+        return AIMessage(content=json.dumps(values))
+
+    return answer
+
+
 def call_sub_assistant(
     assistant: str,
     message: str,
@@ -133,9 +165,23 @@ class _Script:
     calls: list[ModelCall] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def next_reply(self, messages: list[BaseMessage], tools: list[str]) -> AIMessage:
+    def next_reply(
+        self,
+        messages: list[BaseMessage],
+        tools: list[str],
+        *,
+        response_format: dict[str, Any] | None = None,
+        tool_choice: Any = None,
+    ) -> AIMessage:
         with self.lock:
-            call = ModelCall(self.assistant, list(messages), list(tools), len(self.calls))
+            call = ModelCall(
+                self.assistant,
+                list(messages),
+                list(tools),
+                len(self.calls),
+                response_format,
+                tool_choice,
+            )
             self.calls.append(call)
             if call.index >= len(self.replies):
                 raise ScriptExhaustedError(
@@ -163,6 +209,10 @@ class ScriptedChatModel(BaseChatModel):
     """The shared reply queue and call record (see :meth:`of`)."""
     bound_tools: list[str] = Field(default_factory=list)
     """Names of the tools bound with :meth:`bind_tools`."""
+    bound_response_format: dict[str, Any] | None = None
+    """The ``response_format`` bound with :meth:`bind_tools` (structured output)."""
+    bound_tool_choice: Any = None
+    """The ``tool_choice`` bound with :meth:`bind_tools`."""
     latency: float = 0.0
     """Seconds each call takes (``asyncio.sleep`` when async), to simulate a real model."""
 
@@ -185,8 +235,15 @@ class ScriptedChatModel(BaseChatModel):
     def bind_tools(
         self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any
     ) -> Runnable[LanguageModelInput, AIMessage]:
-        """A copy that records these tools as bound; replies are unaffected."""
-        return self.model_copy(update={"bound_tools": [_tool_name(tool) for tool in tools]})
+        """A copy that records these tools, ``tool_choice`` and a ``response_format`` as
+        bound; replies are unaffected."""
+        return self.model_copy(
+            update={
+                "bound_tools": [_tool_name(tool) for tool in tools],
+                "bound_tool_choice": tool_choice,
+                "bound_response_format": kwargs.get("response_format"),
+            }
+        )
 
     def _generate(
         self,
@@ -197,7 +254,7 @@ class ScriptedChatModel(BaseChatModel):
     ) -> ChatResult:
         if self.latency:
             time.sleep(self.latency)
-        return _result(self._reply(messages))
+        return _result(self._reply(messages, kwargs))
 
     async def _agenerate(
         self,
@@ -208,7 +265,7 @@ class ScriptedChatModel(BaseChatModel):
     ) -> ChatResult:
         if self.latency:
             await asyncio.sleep(self.latency)
-        return _result(self._reply(messages))
+        return _result(self._reply(messages, kwargs))
 
     def _stream(
         self,
@@ -219,7 +276,7 @@ class ScriptedChatModel(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         if self.latency:
             time.sleep(self.latency)
-        for chunk in _chunks(self._reply(messages)):
+        for chunk in _chunks(self._reply(messages, kwargs)):
             if run_manager and isinstance(chunk.message.content, str) and chunk.message.content:
                 run_manager.on_llm_new_token(chunk.message.content, chunk=chunk)
             yield chunk
@@ -233,13 +290,22 @@ class ScriptedChatModel(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         if self.latency:
             await asyncio.sleep(self.latency)
-        for chunk in _chunks(self._reply(messages)):
+        for chunk in _chunks(self._reply(messages, kwargs)):
             if run_manager and isinstance(chunk.message.content, str) and chunk.message.content:
                 await run_manager.on_llm_new_token(chunk.message.content, chunk=chunk)
             yield chunk
 
-    def _reply(self, messages: list[BaseMessage]) -> AIMessage:
-        reply = self.script.next_reply(messages, self.bound_tools)
+    def _reply(self, messages: list[BaseMessage], kwargs: Mapping[str, Any]) -> AIMessage:
+        """The next reply; ``kwargs`` are the call's (``bind(response_format=...)`` passes
+        structured output there when no tools are bound)."""
+        binding = {
+            "response_format": kwargs.get("response_format", self.bound_response_format),
+            "tool_choice": kwargs.get("tool_choice", self.bound_tool_choice),
+        }
+        # A script is anything with next_reply(messages, tools) (benchmarks bring their
+        # own); only structured output, when bound, is passed on by keyword.
+        extra = {key: value for key, value in binding.items() if value is not None}
+        reply = self.script.next_reply(messages, self.bound_tools, **extra)
         usage = _usage(messages, reply)
         copy: AIMessage = reply.model_copy(update={"usage_metadata": reply.usage_metadata or usage})
         return copy
