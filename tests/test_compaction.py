@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
+import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
@@ -21,11 +24,14 @@ from langgraph.types import Command
 
 from assistant_graph import (
     AssistantCatalog,
+    acompact_thread,
+    aopen_checkpointer,
     build_assistant_graph,
     compact_thread,
     open_checkpointer,
     read_artifact,
 )
+from assistant_graph._thread_guard import ThreadGuard
 from assistant_graph.testing import (
     ModelCall,
     ScriptedModels,
@@ -100,11 +106,12 @@ def test_a_thread_waiting_for_input_is_left_alone(connection: sqlite3.Connection
     assert graph.invoke(Command(resume="that one"), CONFIG)["messages"][-1].content == "thanks"
 
 
-async def test_other_checkpointers_are_not_compacted(
-    team: AssistantCatalog, tmp_path: Path
+async def test_each_function_leaves_the_savers_of_the_other_kind_alone(
+    team: AssistantCatalog, connection: sqlite3.Connection, tmp_path: Path
 ) -> None:
-    # InMemorySaver, which this test used to show, has an adapter now; the async savers
-    # have none.
+    # compact_thread reads the state with the sync API, which an async saver refuses on
+    # its event loop's thread; acompact_thread reads it with the async API, which a sync
+    # saver does not have. Each says False and changes nothing.
     async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "async.sqlite")) as saver:
         graph = build_assistant_graph(
             "writer", team, model=ScriptedModels({"writer": ["hi"]}), checkpointer=saver
@@ -113,6 +120,16 @@ async def test_other_checkpointers_are_not_compacted(
         before = [c.config async for c in saver.alist(CONFIG)]
         assert compact_thread(graph, CONFIG) is False
         assert [c.config async for c in saver.alist(CONFIG)] == before
+    graph = build_assistant_graph(
+        "writer",
+        team,
+        model=ScriptedModels({"writer": ["hi"]}),
+        checkpointer=SqliteSaver(connection),
+    )
+    graph.invoke({"messages": [("user", "go")]}, CONFIG)
+    count = rows(connection, "checkpoints")
+    assert await acompact_thread(graph, CONFIG, finished=True) is False
+    assert count > 1 and rows(connection, "checkpoints") == count
 
 
 def test_the_cli_compacts_finished_threads_unless_asked_to_keep_history(
@@ -269,6 +286,160 @@ def test_each_saver_returns_false_for_a_thread_it_does_not_have(
     assert compact_thread(graph, thread, finished=True) is False
 
 
+# --- acompact_thread: the same on each async saver, opened as aopen_checkpointer does ----
+
+
+@pytest.fixture(params=SAVERS)
+async def async_saver(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[BaseCheckpointSaver[Any]]:
+    """An async saver of each kind (InMemorySaver is both)."""
+    if request.param == "memory":
+        yield InMemorySaver()
+        return
+    db = tmp_path / "threads.sqlite" if request.param == "sqlite" else None
+    async with aopen_checkpointer(db or request.getfixturevalue("postgres_url")) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def async_thread(async_saver: BaseCheckpointSaver[Any]) -> AsyncIterator[RunnableConfig]:
+    """A thread of its own (see ``thread``)."""
+    thread_id = f"async-compaction-{uuid.uuid4()}"
+    yield {"configurable": {"thread_id": thread_id}}
+    await async_saver.adelete_thread(thread_id)
+
+
+async def acheckpoints(saver: BaseCheckpointSaver[Any], thread: RunnableConfig) -> list[Any]:
+    """The thread's checkpoint tuples, of every namespace."""
+    return [c async for c in saver.alist(thread)]
+
+
+def asker() -> tuple[AssistantCatalog, ScriptedModels]:
+    """An assistant that asks the person once, then thanks them."""
+    team = AssistantCatalog.from_schemas(
+        [{"name": "asker", "description": "d", "instructions": "i", "ask_user": True}]
+    )
+    models = ScriptedModels(
+        {"asker": [ai(tool_calls=[call_tool("ask_user", question="Which?")]), "thanks"]}
+    )
+    return team, models
+
+
+async def test_each_async_saver_compacts_a_finished_thread_and_the_thread_goes_on(
+    team: AssistantCatalog,
+    async_saver: BaseCheckpointSaver[Any],
+    async_thread: RunnableConfig,
+) -> None:
+    models = ScriptedModels(
+        {"proxy": [delegate_to_writer] * 6, "writer": [lambda c: f"part {len(c.messages)}"] * 3}
+    )
+    graph = build_assistant_graph("proxy", team, model=models, checkpointer=async_saver)
+    for turn in range(2):
+        await graph.ainvoke({"messages": [("user", f"turn {turn}")]}, async_thread)
+    before = await graph.aget_state(async_thread)
+    history = await acheckpoints(async_saver, async_thread)
+    namespaces = {c.config["configurable"]["checkpoint_ns"] for c in history}
+
+    assert await acompact_thread(graph, async_thread) is True
+
+    assert len(history) > 10 and len(namespaces) == 3  # the root and two writer runs
+    [kept] = await acheckpoints(async_saver, async_thread)
+    assert kept.config["configurable"]["checkpoint_ns"] == ""
+    assert (
+        kept.config["configurable"]["checkpoint_id"]
+        == before.config["configurable"]["checkpoint_id"]
+    )
+    assert kept.parent_config is None and not kept.pending_writes
+    after = await graph.aget_state(async_thread)
+    assert after.values == before.values and not after.next
+    # The thread goes on: the writer's conversation is resumed by its uid, from the state.
+    result = await graph.ainvoke({"messages": [("user", "turn 2")]}, async_thread)
+    third = models.calls("writer")[2]
+    assert [m.content for m in third.messages[1:]] == ["more", "part 2", "more", "part 4", "more"]
+    assert len(result["messages"]) == 12
+    assert len(result["sub_assistant_states"]) == 1
+
+
+async def test_each_async_saver_leaves_a_thread_waiting_for_input_alone(
+    async_saver: BaseCheckpointSaver[Any], async_thread: RunnableConfig
+) -> None:
+    team, models = asker()
+    graph = build_assistant_graph("asker", team, model=models, checkpointer=async_saver)
+    await graph.ainvoke({"messages": [("user", "go")]}, async_thread)
+    before = [c.config for c in await acheckpoints(async_saver, async_thread)]
+
+    assert await acompact_thread(graph, async_thread) is False
+
+    assert [c.config for c in await acheckpoints(async_saver, async_thread)] == before
+    answered = await graph.ainvoke(Command(resume="that one"), async_thread)
+    assert answered["messages"][-1].content == "thanks"
+    assert await acompact_thread(graph, async_thread) is True
+    assert len(await acheckpoints(async_saver, async_thread)) == 1
+
+
+async def test_each_async_saver_leaves_a_thread_alone_while_a_run_holds_it(
+    team: AssistantCatalog, async_saver: BaseCheckpointSaver[Any], async_thread: RunnableConfig
+) -> None:
+    # finished=True skips the state check, as the CLI's compaction after its own run
+    # does: only the thread guard stands between the compaction and a run started since.
+    models = ScriptedModels({"writer": ["hi", "again"]}, latency=0.3)
+    graph = build_assistant_graph("writer", team, model=models, checkpointer=async_saver)
+    await graph.ainvoke({"messages": [("user", "go")]}, async_thread)
+    run = asyncio.create_task(graph.ainvoke({"messages": [("user", "more")]}, async_thread))
+    while not (await graph.aget_state(async_thread)).next:  # the run holds the thread
+        assert not run.done(), "the run ended before it was seen holding the thread"
+        await asyncio.sleep(0.01)
+
+    assert await acompact_thread(graph, async_thread, finished=True) is False
+
+    assert [m.content for m in (await run)["messages"]] == ["go", "hi", "more", "again"]
+    assert len(await acheckpoints(async_saver, async_thread)) > 1
+    assert await acompact_thread(graph, async_thread, finished=True) is True
+
+
+class SlowToTake(ThreadGuard):
+    """A guard that takes a while to take a thread, and says when it has."""
+
+    taken = threading.Event()
+
+    def try_hold(self, config: RunnableConfig) -> Any:
+        time.sleep(0.2)
+        held = super().try_hold(config)
+        self.taken.set()
+        return held
+
+
+async def test_a_cancelled_async_compaction_gives_the_thread_back(
+    team: AssistantCatalog,
+) -> None:
+    # The thread is taken in a worker thread, which cancelling cannot stop: what it takes
+    # after the caller is gone must still be given back, or no run could use the thread.
+    saver = InMemorySaver()
+    graph = build_assistant_graph(
+        "writer", team, model=ScriptedModels({"writer": ["hi", "again"]}), checkpointer=saver
+    )
+    await graph.ainvoke({"messages": [("user", "go")]}, CONFIG)
+    guard = SlowToTake(saver)
+    guard.taken.clear()
+    graph.thread_guard = guard  # type: ignore[attr-defined]  # a GuardedGraph's
+    compaction = asyncio.create_task(acompact_thread(graph, CONFIG, finished=True))
+    await asyncio.sleep(0.05)  # the worker is taking the thread
+
+    compaction.cancel()
+
+    with pytest.raises(asyncio.CancelledError):
+        await compaction
+    assert await asyncio.to_thread(guard.taken.wait, 5)
+    deadline = time.monotonic() + 5
+    while (held := ThreadGuard(saver).try_hold(CONFIG)) is None:
+        assert time.monotonic() < deadline, "the thread was never given back"
+        await asyncio.sleep(0.01)
+    held.give_back()
+    result = await graph.ainvoke({"messages": [("user", "more")]}, CONFIG)
+    assert result["messages"][-1].content == "again"
+
+
 def extend(items: list[str], updates: Sequence[list[str]]) -> list[str]:
     """A DeltaChannel's reducer: it gets the updates of a step as a batch."""
     return [*items, *(item for update in updates for item in update)]
@@ -368,6 +539,33 @@ def test_sqlite_compaction_is_one_transaction(
     connection.set_trace_callback(None)
     assert before > 1 and rows(connection, "checkpoints") == 1
     assert [s.split()[0] for s in statements] == [
+        "BEGIN",
+        "SELECT",
+        "DELETE",
+        "DELETE",
+        "UPDATE",
+        "COMMIT",
+    ]
+
+
+async def test_async_sqlite_compaction_is_one_transaction(
+    team: AssistantCatalog, tmp_path: Path
+) -> None:
+    async with aopen_checkpointer(tmp_path / "threads.sqlite") as saver:
+        assert isinstance(saver, AsyncSqliteSaver)
+        graph = build_assistant_graph(
+            "writer", team, model=ScriptedModels({"writer": ["hi"]}), checkpointer=saver
+        )
+        await graph.ainvoke({"messages": [("user", "go")]}, CONFIG)
+        before = len([c async for c in saver.alist(CONFIG)])
+        statements: list[str] = []
+        await saver.conn.set_trace_callback(statements.append)
+
+        assert await acompact_thread(graph, CONFIG, finished=True) is True
+
+        compaction = list(statements)
+        assert before > 1 and len([c async for c in saver.alist(CONFIG)]) == 1
+    assert [s.split()[0] for s in compaction] == [
         "BEGIN",
         "SELECT",
         "DELETE",

@@ -4,16 +4,16 @@ finished work is reused and the interrupted sub-assistant resumes."""
 from __future__ import annotations
 
 import signal
-import sqlite3
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
-from langgraph.checkpoint.sqlite import SqliteSaver
 
-from assistant_graph import build_assistant_graph, load_assistants
+from assistant_graph import build_assistant_graph, load_assistants, open_checkpointer
 from assistant_graph.testing import ScriptedModels, ScriptedOpenAIServer, reply, tool_call
 
 from .test_cli import EXAMPLE_ASSISTANTS, Cli, example, finish, sub
@@ -32,10 +32,28 @@ def wait_for(condition: Callable[[], bool], what: str) -> None:
         time.sleep(0.05)
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The thread store of the killed process and of the next: a SQLite file, or the test
+    PostgreSQL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "threads.sqlite")
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def thread(db: str) -> Iterator[str]:
+    """A thread of its own: the PostgreSQL database is shared by the tests."""
+    thread_id = f"crash-{uuid.uuid4().hex[:12]}"
+    yield thread_id
+    with open_checkpointer(db) as saver:
+        saver.delete_thread(thread_id)
+
+
 def test_a_killed_run_continues_reusing_finished_sub_assistants(
-    cli: Cli, server: ScriptedOpenAIServer, tmp_path: Path
+    cli: Cli, server: ScriptedOpenAIServer, db: str, thread: str
 ) -> None:
-    database = tmp_path / "threads.sqlite"
     server.script(
         "proxy",
         reply(
@@ -56,12 +74,11 @@ def test_a_killed_run_continues_reusing_finished_sub_assistants(
         reply(tool_calls=[tool_call("calculate", expression="2*3389.5")]),
         "6779",
     )
-    args = example("run", "proxy", "--thread", "crash", "--db", str(database), "--json")
+    args = example("run", "proxy", "--thread", thread, "--db", db, "--json")
 
     process = cli.start(*args, "Tell me about Mars.")
     wait_for(lambda: len(server.requests_for("calculator")) == 1, "the calculator's request")
-    wait_for(lambda: len(server.requests_for("writer")) == 2, "both writers")
-    time.sleep(0.5)  # let the finished writers' results reach the database
+    wait_for(lambda: finished_calls(db, thread) == 2, "both writers' results in the database")
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=DEADLINE)
     assert process.returncode == -signal.SIGKILL
@@ -76,7 +93,7 @@ def test_a_killed_run_continues_reusing_finished_sub_assistants(
     }
     assert counts == {"proxy": 2, "researcher": 2, "writer": 2, "calculator": 3}
 
-    messages, sub_conversations = stored_thread(database, "crash")
+    messages, sub_conversations = stored_thread(db, thread)
     assert [type(m).__name__ for m in messages] == [
         "HumanMessage",
         "AIMessage",
@@ -101,17 +118,27 @@ def test_a_killed_run_continues_reusing_finished_sub_assistants(
     ]
 
 
-def stored_thread(
-    database: Path, thread: str
-) -> tuple[list[BaseMessage], dict[str, dict[str, Any]]]:
-    """The root messages and sub-conversations of ``thread``, read from the database."""
-    with sqlite3.connect(database, check_same_thread=False) as connection:
+def finished_calls(db: str, thread: str) -> int:
+    """How many of the root's tool calls have their result stored, pending the others."""
+    with open_checkpointer(db) as saver:
         graph = build_assistant_graph(
             "proxy",
             load_assistants(EXAMPLE_ASSISTANTS),
             model=ScriptedModels({}),
-            checkpointer=SqliteSaver(connection),
+            checkpointer=saver,
+        )
+        state = graph.get_state({"configurable": {"thread_id": thread}})
+    return sum(task.result is not None for task in state.tasks)
+
+
+def stored_thread(db: str, thread: str) -> tuple[list[BaseMessage], dict[str, dict[str, Any]]]:
+    """The root messages and sub-conversations of ``thread``, read from the database."""
+    with open_checkpointer(db) as saver:
+        graph = build_assistant_graph(
+            "proxy",
+            load_assistants(EXAMPLE_ASSISTANTS),
+            model=ScriptedModels({}),
+            checkpointer=saver,
         )
         values = graph.get_state({"configurable": {"thread_id": thread}}).values
-    connection.close()
     return values["messages"], values["sub_assistant_states"]

@@ -399,6 +399,33 @@ def test_a_thread_is_not_compacted_while_another_process_runs_on_it(
     finally:
         holder.kill()
         holder.join()
-    with open_checkpointer(db) as saver:
-        graph = build_assistant_graph("solo", SOLO, model=ScriptedModels({}), checkpointer=saver)
-        assert compact_thread(graph, config(thread)) is False  # the killed run is unfinished
+
+
+async def test_a_run_cancelled_while_taking_its_thread_does_not_keep_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from assistant_graph._thread_guard import ThreadGuard, _Attempt
+
+    take = _Attempt.try_take
+
+    def slow_take(attempt: _Attempt) -> bool:
+        time.sleep(0.3)  # the worker takes the thread after its caller was cancelled
+        return take(attempt)
+
+    monkeypatch.setattr(_Attempt, "try_take", slow_take)
+    guard = ThreadGuard(object())
+
+    async def hold() -> None:
+        async with guard.ahold(config("c")):
+            await asyncio.sleep(10)
+
+    task = asyncio.create_task(hold())
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0.5)
+    monkeypatch.setattr(_Attempt, "try_take", take)
+    held = guard.try_hold(config("c"))
+    assert held is not None, "the cancelled run kept the thread"
+    held.give_back()

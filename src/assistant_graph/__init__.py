@@ -9,7 +9,7 @@ Modules whose names start with ``_`` are internal.
 """
 
 from assistant_graph._catalog import AssistantCatalog, load_assistants
-from assistant_graph._compaction import compact_thread
+from assistant_graph._compaction import acompact_thread, compact_thread
 from assistant_graph._errors import (
     AssistantConfigError,
     AssistantGraphError,
@@ -56,6 +56,7 @@ __all__ = [
     "RetryPolicy",
     "SubAssistantToolError",
     "ThreadBusyError",
+    "acompact_thread",
     "aopen_checkpointer",
     "assistant_name_from_tool_name",
     "astream_events",

@@ -45,7 +45,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import merge_configs
 from langgraph.graph.state import CompiledStateGraph
 
-from assistant_graph._errors import ThreadBusyError
+from assistant_graph._errors import CheckpointerError, ThreadBusyError
 
 __all__ = [
     "DEFAULT_BUSY_TIMEOUT",
@@ -168,7 +168,7 @@ class ThreadGuard:
             yield
             return
         deadline = attempt.deadline()
-        while not await asyncio.to_thread(attempt.try_take):
+        while not await _take_in_worker(attempt):
             attempt.check(deadline)
             await asyncio.sleep(POLL_SECONDS)
         try:
@@ -256,6 +256,19 @@ class _Attempt:
             raise ThreadBusyError(
                 self.thread_id, since=holder.since, process=holder.process, waited=waited
             )
+
+
+async def _take_in_worker(attempt: _Attempt) -> bool:
+    """:meth:`_Attempt.try_take` in a worker thread; a cancelled caller does not leak the
+    thread (the worker cannot be stopped, so it gives back what it took when it ends)."""
+    work = asyncio.ensure_future(asyncio.to_thread(attempt.try_take))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        work.add_done_callback(
+            lambda done: attempt.give_back() if not done.cancelled() and done.result() else None
+        )
+        raise
 
 
 def check_policy(policy: Any) -> IfBusy:
@@ -384,6 +397,12 @@ class _FileLock:
         return self.path.with_suffix(".json")
 
 
+LOCK_CONNECTION_FAILED = (
+    "cannot open the PostgreSQL connection that holds a thread's run lock (each running "
+    "thread holds one; raise max_connections for many runs at once): {error}"
+)
+
+
 @dataclass
 class _PostgresLock:
     """A session advisory lock on a connection of its own, closed with the run."""
@@ -396,7 +415,13 @@ class _PostgresLock:
         import psycopg
 
         if self._connection is None:  # one session for every try of this attempt
-            self._connection = psycopg.connect(self.conninfo, autocommit=True)
+            try:
+                self._connection = psycopg.connect(self.conninfo, autocommit=True)
+            except psycopg.Error as error:
+                # Each running thread holds one connection for its lock: a server out of
+                # connections says so here. ``from None``: the cause may carry the password.
+                reason = " ".join(str(error).split())
+                raise CheckpointerError(LOCK_CONNECTION_FAILED.format(error=reason)) from None
         row = self._connection.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
         return bool(row and row[0])
 
