@@ -25,8 +25,10 @@ same way.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, closing, contextmanager
 from dataclasses import dataclass
@@ -85,6 +87,8 @@ POSTGRES_EXTRA_MISSING = (
     "a postgresql:// database needs the optional extra 'postgres': "
     "pip install 'assistant-graph[postgres]'"
 )
+SQLITE_BUSY_SECONDS = 30.0
+"""How long opening a SQLite file waits for other processes using it."""
 SQLITE_OPEN_FAILED = "cannot open the SQLite database {path}: {error}"
 POSTGRES_OPEN_FAILED = "cannot open the Postgres database {url}: {error}"
 NOT_A_FILE = "cannot use {path} as a SQLite database: it is a folder"
@@ -228,7 +232,7 @@ async def _aopen_sqlite(path: Path) -> AsyncIterator[BaseCheckpointSaver[Any]]:
     async with AsyncExitStack() as stack:
         try:
             saver = await stack.enter_async_context(AsyncSqliteSaver.from_conn_string(str(path)))
-            await saver.setup()
+            await _aset_up_sqlite(saver)
         except (OSError, sqlite3.Error) as error:
             raise CheckpointerError(SQLITE_OPEN_FAILED.format(path=path, error=error)) from error
         remember_sqlite_path(saver, path.resolve())
@@ -276,16 +280,46 @@ def _open_sqlite(path: Path) -> Iterator[BaseCheckpointSaver[Any]]:
     try:
         # check_same_thread=False is safe: SqliteSaver serialises access with a lock, and
         # parallel tool calls write from worker threads.
-        connection = sqlite3.connect(path, check_same_thread=False)
+        connection = sqlite3.connect(path, check_same_thread=False, timeout=SQLITE_BUSY_SECONDS)
     except (OSError, sqlite3.Error) as error:
         raise CheckpointerError(SQLITE_OPEN_FAILED.format(path=path, error=error)) from error
     with closing(connection):
         saver = SqliteSaver(connection)
         try:
-            saver.setup()
+            _set_up_sqlite(saver)
         except sqlite3.Error as error:
             raise CheckpointerError(SQLITE_OPEN_FAILED.format(path=path, error=error)) from error
         yield saver
+
+
+async def _aset_up_sqlite(saver: Any) -> None:
+    """The async form of :func:`_set_up_sqlite`."""
+    deadline = time.monotonic() + SQLITE_BUSY_SECONDS
+    while True:
+        try:
+            await saver.setup()
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(0.05)
+
+
+def _set_up_sqlite(saver: Any) -> None:
+    """``saver.setup()``, tried again while another process sets the same file up.
+
+    Switching a new file to WAL mode needs it alone, and SQLite answers "database is
+    locked" at once rather than waiting when another process does the same.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_SECONDS
+    while True:
+        try:
+            saver.setup()
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
 
 
 @contextmanager
