@@ -127,7 +127,7 @@ def fan_out_catalog() -> AssistantCatalog:
                 "description": "Splits the work.",
                 "instructions": "You split the work between workers.",
                 "sub_assistants": ["worker"],
-                "max_steps": 4,
+                "budget": {"max_steps": 4},
             },
             {
                 "name": "worker",

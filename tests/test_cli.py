@@ -190,7 +190,7 @@ class TestRun:
             re.M,
         )
         # usage is requested from the scripted server too, and summed per assistant
-        assert re.match(r"^total\s+\d+\s+\d+\s+\d+$", tree[-1]), tree[-1]
+        assert re.match(r"^total\s+\d+\s+\d+\s+\d+\s+\$\d+\.\d+$", tree[-1]), tree[-1]
         assert any(line.startswith("calculator ") for line in tree[-6:])
 
     def test_json_lines_name_the_path_of_every_event_three_levels_deep(

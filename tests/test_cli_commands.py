@@ -375,14 +375,20 @@ class TestRendering:
             "message_id": None,
         }
 
-    def test_usage_is_a_small_table_per_assistant(self) -> None:
-        usage = {"input_tokens": 10, "output_tokens": 2, "total_tokens": 12}
-        summary: Any = {"total": usage, "by_assistant": {"proxy": usage}, "by_path": {}}
+    def test_usage_is_a_small_table_per_assistant_with_its_cost(self) -> None:
+        priced = {"input_tokens": 10, "output_tokens": 2, "total_tokens": 12, "cost_usd": 0.5}
+        unpriced = {**priced, "cost_usd": None}
+        summary: Any = {
+            "total": unpriced,
+            "by_assistant": {"proxy": priced, "helper": unpriced},
+            "by_path": {},
+        }
 
         assert format_usage(summary) == [
-            "tokens    input   output    total",
-            "proxy        10        2       12",
-            "total        10        2       12",
+            "tokens    input   output    total          cost",
+            "proxy        10        2       12       $0.5000",
+            "helper       10        2       12  cost unknown",
+            "total        10        2       12  cost unknown",
         ]
 
 

@@ -61,7 +61,7 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> AssistantFolder:
         "helper": {"callable": True, "ask_user": True},
         "boss": {"callable": True, "sub_assistants": ["helper"]},
         "careful": {"callable": True, "tools": ["launch"], "require_approval": ["launch"]},
-        "brief": {"callable": True, "tools": ["launch"], "max_steps": 1},
+        "brief": {"callable": True, "tools": ["launch"], "budget": {"max_steps": 1}},
         "private": {},
     }
     for name, extra in assistants.items():

@@ -19,7 +19,7 @@ def test_a_minimal_schema_gets_defaults_for_everything_optional() -> None:
     schema = AssistantSchema.model_validate(MINIMAL)
     assert schema.model == "openai:gpt-4o-mini"
     assert (schema.tools, schema.sub_assistants, schema.callable) == ([], [], False)
-    assert schema.max_steps == 10
+    assert schema.budget.max_steps == 10
     assert schema.provider == "openai"
 
 

@@ -23,7 +23,7 @@ def catalog(proxy_steps: int = 8, researcher_steps: int = 6, calculator_steps: i
                 "description": "d",
                 "instructions": "i",
                 "sub_assistants": ["researcher"],
-                "max_steps": proxy_steps,
+                "budget": {"max_steps": proxy_steps},
             },
             {
                 "name": "researcher",
@@ -31,7 +31,7 @@ def catalog(proxy_steps: int = 8, researcher_steps: int = 6, calculator_steps: i
                 "instructions": "i",
                 "callable": True,
                 "sub_assistants": ["calculator"],
-                "max_steps": researcher_steps,
+                "budget": {"max_steps": researcher_steps},
             },
             {
                 "name": "calculator",
@@ -39,7 +39,7 @@ def catalog(proxy_steps: int = 8, researcher_steps: int = 6, calculator_steps: i
                 "instructions": "i",
                 "callable": True,
                 "tools": ["tests.test_step_budget:noop"],
-                "max_steps": calculator_steps,
+                "budget": {"max_steps": calculator_steps},
             },
         ]
     )

@@ -281,7 +281,9 @@ class TestSummariesAndTheRun:
     def test_summarizing_does_not_use_the_step_budget(self) -> None:
         team = catalog(
             assistant(
-                tools=["tests.test_summary:long_report"], summary_keep_messages=1, max_steps=2
+                tools=["tests.test_summary:long_report"],
+                summary_keep_messages=1,
+                budget={"max_steps": 2},
             )
         )
         models = ScriptedModels(
@@ -301,7 +303,9 @@ class TestSummariesAndTheRun:
     ) -> None:
         team = catalog(
             assistant(
-                tools=["tests.test_summary:long_report"], summary_keep_messages=1, max_steps=30
+                tools=["tests.test_summary:long_report"],
+                summary_keep_messages=1,
+                budget={"max_steps": 30},
             )
         )
 

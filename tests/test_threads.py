@@ -28,7 +28,14 @@ from assistant_graph._thread_guard import IfBusy
 from assistant_graph.testing import ModelCall, ScriptedModels, ai, call_tool
 
 SOLO = AssistantCatalog.from_schemas(
-    [{"name": "solo", "description": "Answers.", "instructions": "Answer.", "max_steps": 3}]
+    [
+        {
+            "name": "solo",
+            "description": "Answers.",
+            "instructions": "Answer.",
+            "budget": {"max_steps": 3},
+        }
+    ]
 )
 
 

@@ -224,7 +224,7 @@ class TestInvalidAnswers:
     def test_an_invalid_answer_goes_back_with_the_errors_and_a_valid_one_is_the_result(
         self, folder: AssistantFolder, strategy: str
     ) -> None:
-        team = pair(folder, output_strategy=strategy, max_steps=2)
+        team = pair(folder, output_strategy=strategy, budget={"max_steps": 2})
         models = ScriptedModels(
             {
                 "proxy": [ai(tool_calls=[call_sub_assistant("finder", "Mars?")]), "6779 km."],
@@ -258,7 +258,7 @@ class TestInvalidAnswers:
     def test_still_invalid_when_the_steps_are_spent_is_incomplete_and_resumes_to_a_result(
         self, folder: AssistantFolder
     ) -> None:
-        team = pair(folder, max_steps=2)
+        team = pair(folder, budget={"max_steps": 2})
         models = ScriptedModels(
             {
                 "proxy": [
@@ -535,7 +535,7 @@ class TestTypedRoot:
     async def test_a_new_turn_forgets_the_last_result_until_it_gives_a_valid_one(
         self, folder: AssistantFolder
     ) -> None:
-        team = pair(folder, max_steps=1)
+        team = pair(folder, budget={"max_steps": 1})
         models = ScriptedModels({"finder": [structured_ai(MARS), structured_ai({"km": 1})]})
         graph = build_assistant_graph("finder", team, model=models, checkpointer=InMemorySaver())
 

@@ -8,6 +8,7 @@ The public API is what this module exports; the event classes live in
 Modules whose names start with ``_`` are internal.
 """
 
+from assistant_graph._budget import Budget
 from assistant_graph._catalog import AssistantCatalog, load_assistants
 from assistant_graph._compaction import acompact_thread, compact_thread
 from assistant_graph._errors import (
@@ -49,6 +50,7 @@ __all__ = [
     "AssistantSubgraphArgs",
     "AssistantSubgraphArtifact",
     "AssistantSubgraphCallTool",
+    "Budget",
     "CheckpointerError",
     "MissingConfigError",
     "MissingSubgraphDataError",

@@ -7,6 +7,7 @@ check references (tools, sub-assistants). Every problem found is collected, and 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ import yaml
 from langchain_core.tools import BaseTool
 from pydantic import ValidationError
 
+from assistant_graph._budget import Budget
 from assistant_graph._errors import AssistantConfigError, ConfigProblem, MissingConfigError
 from assistant_graph._mcp_config import McpServer, read_mcp_servers, servers_from_mapping
 from assistant_graph._mcp_tools import covers_approval
@@ -31,6 +33,7 @@ DEFAULT_ASSISTANTS_FOLDER = "assistants"
 
 YAML_SUFFIXES = (".yaml", ".yml")
 _FIELDS = tuple(AssistantSchema.model_fields)
+_NESTED_FIELDS = {"budget": tuple(Budget.model_fields)}
 
 
 class AssistantCatalog(Mapping[str, AssistantSchema]):
@@ -242,11 +245,23 @@ def _parse_schemas(
             found.add_broken(document)
             continue
         try:
-            parsed.append((document.source, AssistantSchema.model_validate(document.data)))
+            parsed.append((document.source, _validate(document)))
         except ValidationError as error:
-            found.problems.extend(validation_problems(document.source, error, _FIELDS))
+            found.problems.extend(
+                validation_problems(document.source, error, _FIELDS, _NESTED_FIELDS)
+            )
             found.add_broken(document)
     return parsed
+
+
+def _validate(document: _Document) -> AssistantSchema:
+    """The document's schema; a deprecation it uses is warned about naming its file."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FutureWarning)
+        schema = AssistantSchema.model_validate(document.data)
+    for warning in caught:
+        warnings.warn(f"{document.source}: {warning.message}", warning.category, stacklevel=4)
+    return schema
 
 
 def _unique_by_name(

@@ -30,6 +30,7 @@ from langgraph.config import get_stream_writer
 from langgraph.constants import TAG_NOSTREAM
 
 from assistant_graph._state import message_text
+from assistant_graph._usage import call_usage
 from assistant_graph.events import (
     AgentMessageEvent,
     AssistantEvent,
@@ -99,10 +100,11 @@ def emit(event: AssistantEvent) -> None:
     _write(SOURCE, event.to_dict())
 
 
-def report_usage(origin: Origin, usage: Mapping[str, Any] | None) -> None:
-    """Record the token usage of one model call made by ``origin``'s assistant."""
+def report_usage(origin: Origin, usage: Mapping[str, Any] | None, cost: float | None) -> None:
+    """Record the token usage and cost (None: unknown) of one model call made by
+    ``origin``'s assistant."""
     if usage:
-        _write(USAGE_SOURCE, {**origin.fields(), "usage": dict(usage)})
+        _write(USAGE_SOURCE, {**origin.fields(), "usage": call_usage(usage, cost)})
 
 
 def publish_messages(origin: Origin, messages: Iterable[BaseMessage]) -> None:

@@ -56,6 +56,7 @@ class EventTranslator:
     _last_root_text: str = ""
     _interrupted: bool = False
     _incomplete: bool = False
+    _budget_exhausted: dict[str, Any] | None = None
     _structured_response: Any = None
     _error: ErrorEvent | None = None
 
@@ -67,6 +68,7 @@ class EventTranslator:
             return self._token(*chunk)
         if mode == "values" and not namespace and isinstance(chunk, Mapping):
             self._incomplete = bool(chunk.get("incomplete"))
+            self._budget_exhausted = chunk.get("budget_exhausted") if self._incomplete else None
             self._structured_response = chunk.get("structured_response")
         return []
 
@@ -83,6 +85,7 @@ class EventTranslator:
             status=status,
             usage=self.usage.summary(),
             structured_response=self._structured_response,
+            budget_exhausted=None if status != "incomplete" else self._budget_exhausted,
         )
 
     def error(self, error: BaseException) -> list[AssistantEvent]:

@@ -9,11 +9,13 @@ The graph of one assistant::
 With ``summarize_after_tokens`` set, a ``summarize`` node runs before model calls (after
 ``begin`` when due, after ``tools`` always) and folds older messages into the summary.
 
-``begin`` sets this run's step budget; ``agent`` calls the model bound to the assistant's
-tools and sub-assistant tools; ``tools`` runs each tool call as its own task, so parallel
+``begin`` sets this run's budget (:mod:`._budget`); ``agent`` checks it and calls the model
+bound to the assistant's tools and sub-assistant tools, or, with a budget spent, ends the
+run incomplete instead; ``tools`` runs each tool call as its own task, so parallel
 sub-assistant calls run concurrently and interrupts raised in several of them surface and
-resume together; ``out_of_steps`` closes unanswered tool calls and ends the run with an
-AI message saying it is incomplete (never a ``GraphRecursionError``).
+resume together; ``out_of_steps`` (named when steps were the only budget) closes
+unanswered tool calls of a run whose budget ran out and ends it with an AI message saying
+it is incomplete and why (never a ``GraphRecursionError``).
 
 A typed assistant (``output_schema``) has its model bound to structured output, and
 ``agent`` judges every answer (:mod:`._typed_results`): a valid one ends the run with its
@@ -23,6 +25,7 @@ validation errors, or to ``out_of_steps`` when no step is left.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,8 +58,14 @@ from assistant_graph._event_source import (
 from assistant_graph._human import ask_user_tool
 from assistant_graph._mcp_tools import catalog_uses_mcp, connect_mcp_tools, with_mcp_sessions
 from assistant_graph._model_calls import ModelCaller, RetryPolicy
-from assistant_graph._models import ModelOverride, resolve_chat_model
+from assistant_graph._models import (
+    ModelOverride,
+    accepts_request_timeout,
+    pricer_for,
+    resolve_chat_model,
+)
 from assistant_graph._names import tool_name_from_assistant_name
+from assistant_graph._pricing import Pricer
 from assistant_graph._schema import AssistantSchema
 from assistant_graph._state import AssistantState, answer_dangling_tool_calls
 from assistant_graph._sub_assistant import DEFAULT_MAX_DEPTH, AssistantSubgraphCallTool
@@ -159,12 +168,14 @@ class AssistantGraphBuilder:
             tools,
             approvals,
             summary_model=chat_model,
-            retry=self.retry,
+            calls=_ModelCalls(
+                self.retry, pricer_for(schema, self.model), accepts_request_timeout(chat_model)
+            ),
             output=output,
         )
         compiled = builder.compile(checkpointer=checkpointer, name=name)
         limit = _budget.recursion_limit_for(
-            schema.max_steps, summarizes=schema.summarize_after_tokens is not None
+            schema.max_model_calls, summarizes=schema.summarize_after_tokens is not None
         )
         configured = compiled.with_config(recursion_limit=limit, max_concurrency=MAX_CONCURRENCY)
         guard = guard_for(checkpointer, if_busy=self.if_busy, busy_timeout=self.busy_timeout)
@@ -259,7 +270,7 @@ def create_sub_assistant_tool(
     """The tool ``sub_assistant__<name>``, for use in a graph not built by this package.
 
     Put it in a ``ToolNode`` (or ``create_agent``); it reads ``messages`` and, when the
-    state has them, ``summary_of_conversation``, ``steps_remaining``,
+    state has them, ``summary_of_conversation``, ``steps_remaining``, ``budget``,
     ``sub_assistant_states`` and ``assistant_path``. To resume sub-conversations, give
     the state a ``sub_assistant_states`` key and record results with
     :func:`~assistant_graph._tool_execution.record_sub_conversation`.
@@ -287,12 +298,12 @@ def _wire(
     require_approval: set[str],
     *,
     summary_model: Runnable[LanguageModelInput, BaseMessage] | None = None,
-    retry: RetryPolicy | None = None,
+    calls: _ModelCalls | None = None,
     output: TypedOutput | None = None,
 ) -> StateGraph[Any, Any, Any, Any]:
     summarizes = schema.summarize_after_tokens is not None
     steps = _AssistantSteps(
-        schema, model, summary_model if summarizes else None, retry or RetryPolicy(), output
+        schema, model, summary_model if summarizes else None, calls or _ModelCalls(), output
     )
     builder = StateGraph(AssistantState)
     builder.add_node(NODE_BEGIN, steps.begin)
@@ -334,6 +345,18 @@ def _wire_summary(builder: StateGraph[Any, Any, Any, Any], steps: _AssistantStep
 
 
 @dataclass(frozen=True)
+class _ModelCalls:
+    """How an assistant's model calls are made: retried, priced, bounded in time."""
+
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    """How transient model failures are retried."""
+    pricer: Pricer | None = None
+    """Prices each call (None: costs are not recorded)."""
+    request_timeout: bool = False
+    """Whether the model takes a per-request timeout (bounds a call by the deadline)."""
+
+
+@dataclass(frozen=True)
 class _AssistantSteps:
     """The node functions of one assistant's graph."""
 
@@ -341,43 +364,59 @@ class _AssistantSteps:
     model: Runnable[LanguageModelInput, BaseMessage]
     summary_model: Runnable[LanguageModelInput, BaseMessage] | None = None
     """The assistant's chat model without tools, if it summarizes long conversations."""
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    """How transient model failures are retried."""
+    calls: _ModelCalls = field(default_factory=_ModelCalls)
+    """How model calls are retried, priced and bounded in time."""
     output: TypedOutput | None = None
     """How the assistant gives its typed result, if it has an ``output_schema``."""
 
-    def begin(self, state: AssistantState) -> dict[str, Any]:
-        """Start a run: its step budget, the assistant path, a clear incomplete flag, and a
+    def begin(self, state: AssistantState, config: RunnableConfig) -> dict[str, Any]:
+        """Start a run: its budget, the assistant path, a clear incomplete flag, and a
         history in which every earlier tool call has a result."""
-        budget = _budget.run_budget(self.schema.max_steps, state.get("step_limit"))
+        now = time.time()
+        limits = state.get("limits") or _budget.run_wide_limits(config, now)
+        repaired = answer_dangling_tool_calls(state["messages"])
+        messages = state["messages"] if repaired is None else repaired
+        budget = _budget.run_budget(
+            self.schema.budget, limits, first_message=len(messages), now=now
+        )
         update: dict[str, Any] = {
-            "steps_remaining": budget,
-            "step_budget": budget,
-            "step_limit": None,
+            "steps_remaining": budget["max_steps"],
+            "budget": budget,
+            "limits": None,
+            "budget_exhausted": None,
             "assistant_path": state.get("assistant_path") or [self.schema.name],
             "incomplete": False,
         }
         if self.output is not None:
             update.update(structured_response=None, output_problems=[])
-        repaired = answer_dangling_tool_calls(state["messages"])
         if repaired is not None:
             update["messages"] = [RemoveMessage(id=REMOVE_ALL_MESSAGES), *repaired]
         return update
 
     def call_model(self, state: AssistantState, config: RunnableConfig) -> dict[str, Any]:
-        """One model call (sync)."""
+        """One model call (sync), unless a budget of the run is spent."""
+        if stop := _budget.exhausted(state):
+            return self._stop(state, stop)
         caller = self._caller(state)
-        response = caller.invoke(
-            self.model, self._prompt(state), answering_config(config, caller.origin)
-        )
+        try:
+            response = caller.invoke(
+                self.model, self._prompt(state), answering_config(config, caller.origin)
+            )
+        except _budget.OutOfTime:
+            return self._stop(state, _budget.out_of_time(state))
         return self._after_model(state, response)
 
     async def acall_model(self, state: AssistantState, config: RunnableConfig) -> dict[str, Any]:
-        """One model call (async)."""
+        """One model call (async), unless a budget of the run is spent."""
+        if stop := _budget.exhausted(state):
+            return self._stop(state, stop)
         caller = self._caller(state)
-        response = await caller.ainvoke(
-            self.model, self._prompt(state), answering_config(config, caller.origin)
-        )
+        try:
+            response = await caller.ainvoke(
+                self.model, self._prompt(state), answering_config(config, caller.origin)
+            )
+        except _budget.OutOfTime:
+            return self._stop(state, _budget.out_of_time(state))
         return self._after_model(state, response)
 
     def summarize(self, state: AssistantState, config: RunnableConfig) -> dict[str, Any]:
@@ -402,8 +441,16 @@ class _AssistantSteps:
         return request.update(response)
 
     def _caller(self, state: AssistantState) -> ModelCaller:
-        """Model calls of this run: retried when transient, else ModelCallError with the path."""
-        return ModelCaller(Origin.of(state, self.schema.name), self.retry)
+        """Model calls of this run: retried when transient, else ModelCallError with the
+        path; priced; bounded by the run's deadline."""
+        budget = state.get("budget")
+        return ModelCaller(
+            Origin.of(state, self.schema.name),
+            self.calls.retry,
+            self.calls.pricer,
+            deadline=budget["deadline"] if budget else None,
+            request_timeout=self.calls.request_timeout,
+        )
 
     def _prompt(self, state: AssistantState) -> list[BaseMessage]:
         prompt: list[BaseMessage] = [SystemMessage(content=self.schema.instructions)]
@@ -430,9 +477,9 @@ class _AssistantSteps:
         calls = _unanswered_calls(state["messages"], response)
         invalid = response.invalid_tool_calls if response else []
         rejected = bool(state.get("output_problems"))
-        if not calls and not invalid and not rejected:
+        if state.get("incomplete") or (not calls and not invalid and not rejected):
             return END
-        if _budget.out_of_steps(state):
+        if _budget.exhausted(state, steps=True):
             return NODE_OUT_OF_STEPS
         if not calls:
             return self.route_to_model(state)
@@ -446,15 +493,23 @@ class _AssistantSteps:
         return NODE_AGENT
 
     def out_of_steps(self, state: AssistantState) -> dict[str, Any]:
-        """End the run incomplete, first answering every tool call left without a result."""
+        """End the run incomplete because a budget ran out, first answering every tool
+        call left without a result."""
+        stop = _budget.exhausted(state) or _budget.exhausted(state, steps=True)
+        if stop is None:  # time ran out between routing here and now, or nothing did
+            stop = _budget.out_of_time(state)
         response = _last_ai_message(state["messages"])
         answered = _answered_ids(state["messages"], response)
-        closing = _budget.not_run_results(response, answered)
-        budget = state.get("step_budget") or self.schema.max_steps
+        return self._stop(state, stop, _budget.not_run_results(response, answered, stop.kind))
+
+    def _stop(
+        self, state: AssistantState, stop: _budget.Exhaustion, closing: Sequence[BaseMessage] = ()
+    ) -> dict[str, Any]:
+        """End the run incomplete: ``closing`` results, then a notice of what ran out."""
         problems = state.get("output_problems") or []
-        messages = [*closing, _budget.out_of_steps_notice(budget, problems)]
+        messages = [*closing, _budget.out_of_budget_notice(stop, problems)]
         publish_messages(Origin.of(state, self.schema.name), messages)
-        return {"messages": messages, "incomplete": True}
+        return {"messages": messages, "incomplete": True, "budget_exhausted": stop.to_dict()}
 
 
 def _invalid_tool_call_results(response: AIMessage) -> list[ToolMessage]:

@@ -9,6 +9,7 @@ from langchain.chat_models import init_chat_model
 from langchain_core.language_models import BaseChatModel
 
 from assistant_graph._errors import AssistantConfigError
+from assistant_graph._pricing import Pricer, split_price_setting
 from assistant_graph._schema import AssistantSchema
 
 __all__ = ["ModelOverride", "needs_api_key", "resolve_chat_model"]
@@ -74,7 +75,8 @@ def resolve_chat_model(
             )
         return model
     spec = override or schema.model
-    settings = {**PROVIDER_DEFAULTS.get(spec.split(":", 1)[0], {}), **schema.model_settings}
+    own_settings, _ = split_price_setting(schema.model_settings)
+    settings = {**PROVIDER_DEFAULTS.get(spec.split(":", 1)[0], {}), **own_settings}
     try:
         chat_model: BaseChatModel = init_chat_model(spec, **settings)
     except Exception as error:
@@ -95,3 +97,19 @@ def _reason(spec: str, error: BaseException) -> str:
         return UNKNOWN_PROVIDER.format(provider=provider) if colon else NO_PROVIDER
     first_paragraph = text.strip().split("\n\n")[0]
     return " ".join(f"{type(error).__name__}: {first_paragraph}".split())
+
+
+def pricer_for(schema: AssistantSchema, override: ModelOverride = None) -> Pricer:
+    """Prices the model calls of ``schema``'s assistant: by the ``provider:model`` it runs
+    on (a string override, else its own ``model``) and its ``model_settings.price``. A
+    response naming the model that answered is priced by that name."""
+    spec = override if isinstance(override, str) else schema.model
+    return Pricer.of(spec, schema.model_settings)
+
+
+def accepts_request_timeout(chat_model: BaseChatModel) -> bool:
+    """Whether ``chat_model`` takes a per-request ``timeout`` (OpenAI-compatible clients):
+    how a run's deadline bounds a single model call."""
+    from langchain_openai import AzureChatOpenAI, ChatOpenAI
+
+    return isinstance(chat_model, ChatOpenAI | AzureChatOpenAI)

@@ -9,7 +9,7 @@ column (with the offending line shown under a caret) or the field, and say what 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import yaml
@@ -21,7 +21,9 @@ __all__ = ["field_path", "unreadable_problem", "validation_problems", "yaml_prob
 
 MALFORMED_YAML = "malformed YAML: {problem}"
 STARTS_HERE = "{problem} ({context}, which starts here)"
-UNKNOWN_FIELD = "unknown field{suggestion}; an assistant has the fields {fields}"
+UNKNOWN_FIELD = "unknown field{suggestion}; {owner} has the fields {fields}"
+ASSISTANT = "an assistant"
+NESTED_OWNER = "{field} (in an assistant)"
 DID_YOU_MEAN = " (did you mean {name!r}?)"
 MISSING_FIELD = "missing: every assistant needs this field"
 NOT_UTF8 = "not UTF-8 text: {error}"
@@ -61,7 +63,10 @@ def unreadable_problem(file: str, error: UnicodeDecodeError) -> ConfigProblem:
 
 
 def validation_problems(
-    source: str, error: ValidationError, fields: Sequence[str]
+    source: str,
+    error: ValidationError,
+    fields: Sequence[str],
+    nested: Mapping[str, Sequence[str]] | None = None,
 ) -> list[ConfigProblem]:
     """One problem per validation error of a document, by field, in plain words.
 
@@ -69,9 +74,10 @@ def validation_problems(
         source: The file (or description of the source).
         error: The validation error of ``AssistantSchema``.
         fields: The fields an assistant has, to suggest one for a misspelt name.
+        nested: The fields of fields that are mappings themselves (e.g. ``budget``).
     """
     return [
-        ConfigProblem(source, field_path(detail["loc"]), _message(detail, fields))
+        ConfigProblem(source, field_path(detail["loc"]), _message(detail, fields, nested or {}))
         for detail in error.errors(include_url=False)
     ]
 
@@ -84,13 +90,17 @@ def field_path(loc: Sequence[int | str]) -> str:
     return path
 
 
-def _message(detail: Any, fields: Sequence[str]) -> str:
+def _message(detail: Any, fields: Sequence[str], nested: Mapping[str, Sequence[str]]) -> str:
     kind = detail["type"]
     if kind == "extra_forbidden":
-        key = str(detail["loc"][-1]) if detail["loc"] else ""
-        close = difflib.get_close_matches(key, fields, n=1)
+        loc = detail["loc"]
+        owner = str(loc[0]) if len(loc) == 2 and str(loc[0]) in nested else None
+        known = nested[owner] if owner else fields
+        key = str(loc[-1]) if loc else ""
+        close = difflib.get_close_matches(key, known, n=1)
         suggestion = DID_YOU_MEAN.format(name=close[0]) if close else ""
-        return UNKNOWN_FIELD.format(suggestion=suggestion, fields=", ".join(fields))
+        named = NESTED_OWNER.format(field=owner) if owner else ASSISTANT
+        return UNKNOWN_FIELD.format(suggestion=suggestion, owner=named, fields=", ".join(known))
     if kind == "missing":
         return MISSING_FIELD
     return " ".join(str(detail["msg"]).split())

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from assistant_graph._budget import DEFAULT_MAX_STEPS, Budget
 from assistant_graph._names import SUB_ASSISTANT_PREFIX
+from assistant_graph._pricing import PRICE_SETTING, PriceOverride
 from assistant_graph._typed_results import OutputStrategy, check_output_schema
 
 __all__ = [
@@ -30,7 +41,14 @@ MODEL_SPEC_PATTERN = r"^[a-z][a-z0-9_-]*:\S+$"
 JSON_SCHEMA_FILENAME = "assistant.schema.json"
 """Name of the JSON Schema file written next to the assistant YAML files."""
 
-DEFAULT_MAX_STEPS = 10
+MAX_STEPS_MOVED = (
+    "assistant {name!r}: the top-level max_steps is deprecated; write it in the budget "
+    "instead (budget: {{max_steps: {steps}}})"
+)
+MAX_STEPS_TWICE = (
+    "max_steps is given both at the top level (deprecated) and in budget; keep only "
+    "budget.max_steps"
+)
 
 
 class AssistantSchema(BaseModel):
@@ -74,9 +92,15 @@ class AssistantSchema(BaseModel):
 
     model_settings: dict[str, Any] = Field(
         default_factory=dict,
-        description="Keyword arguments for the chat model, e.g. temperature.",
+        description=(
+            "Keyword arguments for the chat model, e.g. temperature; and 'price' "
+            "({input_per_million_tokens, output_per_million_tokens, "
+            "cached_input_per_million_tokens}, USD) for a model the price table does not know."
+        ),
     )
-    """Extra keyword arguments for the chat model (``temperature``, ``max_tokens``...)."""
+    """Extra keyword arguments for the chat model (``temperature``, ``max_tokens``...), and
+    ``price``: the model's price in USD per million tokens, for a model the price table does
+    not know (see :mod:`assistant_graph._pricing`); it is not passed to the model."""
 
     tools: list[str] = Field(
         default_factory=list,
@@ -98,13 +122,25 @@ class AssistantSchema(BaseModel):
     callable: bool = Field(default=False, description="Whether other assistants may call this one.")
     """Whether other assistants may list this one in their ``sub_assistants``."""
 
-    max_steps: int = Field(
-        default=DEFAULT_MAX_STEPS,
+    budget: Budget = Field(
+        default_factory=lambda: Budget(max_steps=DEFAULT_MAX_STEPS),
+        description=(
+            "What one call of this assistant may spend: max_steps (model calls, default "
+            f"{DEFAULT_MAX_STEPS}), max_tokens, max_cost_usd, max_seconds. A call never gets "
+            "more than its caller has left; running out ends it incomplete and resumable."
+        ),
+    )
+    """What one call of this assistant may spend (see :class:`~assistant_graph.Budget`);
+    ``max_steps`` is always set (default 10)."""
+
+    max_steps: int | None = Field(
+        default=None,
         ge=1,
         le=1000,
-        description="How many model calls one run of this assistant may make.",
+        deprecated="write budget: {max_steps: N} instead",
+        description="Deprecated: write budget.max_steps instead.",
     )
-    """How many model calls one call of this assistant may make before it stops incomplete."""
+    """Deprecated: the value moves to ``budget.max_steps`` (a ``FutureWarning`` says so)."""
 
     ask_user: bool = Field(
         default=False,
@@ -185,6 +221,33 @@ class AssistantSchema(BaseModel):
     tool call, or ``auto`` (provider on OpenAI-compatible chat models when the assistant
     has no tools, tool otherwise; see :mod:`assistant_graph._typed_results`)."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _budget_has_the_steps(cls, data: Any) -> Any:
+        """Move a deprecated top-level ``max_steps`` into ``budget``; default the steps."""
+        if not isinstance(data, dict):
+            return data
+        raw_budget = data.get("budget")
+        if isinstance(raw_budget, Budget):
+            raw_budget = raw_budget.model_dump(exclude_none=True)
+        if raw_budget is not None and not isinstance(raw_budget, dict):
+            return data  # pydantic names the type error
+        budget = dict(raw_budget or {})
+        legacy = data.get("max_steps")
+        if _is_step_count(legacy):
+            if budget.get("max_steps") is not None:
+                raise ValueError(MAX_STEPS_TWICE)
+            warnings.warn(
+                MAX_STEPS_MOVED.format(name=data.get("name"), steps=legacy),
+                FutureWarning,
+                stacklevel=2,
+            )
+            budget["max_steps"] = legacy
+        budget.setdefault("max_steps", DEFAULT_MAX_STEPS)
+        if budget["max_steps"] is None:
+            budget["max_steps"] = DEFAULT_MAX_STEPS
+        return {**data, "budget": budget}
+
     @field_validator("model")
     @classmethod
     def _model_is_provider_and_name(cls, value: str) -> str:
@@ -214,10 +277,36 @@ class AssistantSchema(BaseModel):
             raise ValueError(f"output_strategy {value!r} has no effect without output_schema")
         return value
 
+    @field_validator("model_settings")
+    @classmethod
+    def _price_is_valid(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        if settings.get(PRICE_SETTING) is None:
+            return settings
+        try:
+            PriceOverride.model_validate(settings[PRICE_SETTING])
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(map(str, d['loc'])) or PRICE_SETTING}: {d['msg']}"
+                for d in error.errors(include_url=False)
+            )
+            raise ValueError(f"{PRICE_SETTING} is not valid: {problems}") from None
+        return settings
+
+    @property
+    def max_model_calls(self) -> int:
+        """Model calls one call of this assistant may make (``budget.max_steps``)."""
+        return self.budget.max_steps or DEFAULT_MAX_STEPS
+
     @property
     def provider(self) -> str:
         """The provider part of :attr:`model` (e.g. ``openai``)."""
         return self.model.split(":", 1)[0]
+
+
+def _is_step_count(value: Any) -> bool:
+    """Whether a deprecated top-level ``max_steps`` is valid, so it can move into the
+    budget (an invalid one stays where it was written, and its error names it there)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 1000
 
 
 def assistant_json_schema() -> dict[str, Any]:

@@ -19,6 +19,8 @@ from langchain_core.messages import (
 )
 from langgraph.graph.message import add_messages
 
+from assistant_graph._budget import BudgetLimits, RunBudget
+
 __all__ = [
     "DANGLING_CALL_TEXT",
     "AssistantState",
@@ -79,11 +81,13 @@ class AssistantState(TypedDict):
     """The sub-conversations this assistant has opened, by conversation uid."""
     steps_remaining: NotRequired[int]
     """Model calls this run may still make (set at the start of every run)."""
-    step_budget: NotRequired[int]
-    """The model calls this run started with (``max_steps``, or less if its caller had
-    fewer left); what the notes of an incomplete run state."""
-    step_limit: NotRequired[int | None]
-    """Input only: a cap on this run's model calls from the caller; consumed at the start."""
+    budget: NotRequired[RunBudget | None]
+    """This run's limits (its assistant's ``budget`` capped by its caller's, or by the
+    run-wide limits), set at its start; what it spent is read from its messages."""
+    limits: NotRequired[BudgetLimits | None]
+    """Input only: what the caller lets this run spend at most; consumed at the start."""
+    budget_exhausted: NotRequired[dict[str, Any] | None]
+    """Which budget ended the last run early (``{"kind", "limit", "used"}``), if one did."""
     assistant_path: NotRequired[list[str]]
     """Assistant names from the root to this one, e.g. ``["proxy", "researcher"]``."""
     conversation_uid: NotRequired[str | None]
@@ -91,7 +95,7 @@ class AssistantState(TypedDict):
     parent_tool_call_id: NotRequired[str | None]
     """The id of the caller's tool call that opened this run (sub-assistants only)."""
     incomplete: NotRequired[bool]
-    """Whether the last run stopped (out of steps) before the assistant finished."""
+    """Whether the last run stopped (a budget ran out) before the assistant finished."""
     structured_response: NotRequired[Any]
     """Typed assistants (``output_schema``): the last run's result, validated, as JSON data;
     None until a valid one is given (and for a run that stopped incomplete)."""

@@ -13,8 +13,8 @@ through these steps, in this order, all in this module:
    resuming the same uid. A failed check is a :class:`SubAssistantToolError`, which the
    tool returns as an error tool message the model can act on.
 3. **Input.** :func:`generate_input_content` builds the one user message the sub-assistant
-   receives; the resumed conversation (if any) comes before it; the step budget is capped
-   by what the caller has left (:func:`._budget.callee_limit`).
+   receives; the resumed conversation (if any) comes before it; its budget is capped by
+   what the caller has left of each limit (:func:`._budget.callee_limits`).
 4. **Run.** The sub-assistant's compiled graph runs with the caller's config, so callbacks,
    streaming and the checkpointer reach inside at any depth. ``sub_assistant_start`` and
    ``sub_assistant_end`` are emitted here, where the run starts and ends.
@@ -31,7 +31,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Protocol, TypedDict, runtime_checkable
+from typing import Annotated, Any, Literal, NotRequired, Protocol, TypedDict, runtime_checkable
 
 from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, ToolMessage
@@ -171,6 +171,9 @@ class AssistantSubgraphArgs(BaseModel):
     parent_steps_remaining: Annotated[int | None, InjectedState("steps_remaining")] = None
     """Injected: model calls the caller has left; the sub-assistant gets no more."""
 
+    parent_budget: Annotated[dict[str, Any] | None, InjectedState("budget")] = None
+    """Injected: the caller's run limits; the sub-assistant gets no more than is left."""
+
     parent_summary_of_conversation: Annotated[
         str | None, InjectedState("summary_of_conversation")
     ] = None
@@ -201,7 +204,10 @@ class AssistantSubgraphArtifact(TypedDict):
     response_messages: list[BaseMessage]
     """Everything the sub-assistant added to its conversation in this call."""
     returning_incomplete: bool
-    """Whether the sub-assistant stopped before finishing (out of steps)."""
+    """Whether the sub-assistant stopped before finishing (a budget ran out)."""
+    budget_exhausted: NotRequired[dict[str, Any] | None]
+    """Which budget ran out (``{"kind": "steps"|"tokens"|"cost"|"time", "limit", "used"}``),
+    if the sub-assistant stopped incomplete."""
     sub_assistant_state_data: SubAssistantStateData | None
     """What is needed to resume the conversation later. The caller's graph moves it into
     ``sub_assistant_states[uid]`` (:func:`record_sub_conversation`), so the tool message it
@@ -212,7 +218,7 @@ class AssistantSubgraphArtifact(TypedDict):
     assistant: str
     """The name of the sub-assistant."""
     usage: UsageSummary
-    """Tokens used by this call: the sub-assistant's model calls and those of its own
+    """Tokens and cost of this call: the sub-assistant's model calls and those of its own
     sub-assistants, per assistant and per path (paths start at this sub-assistant)."""
     structured_response: Any
     """A typed sub-assistant's result (``output_schema``), validated, as JSON data; None
@@ -406,19 +412,24 @@ def _prepare(
     caller = Origin(tuple(args.parent_assistant_path), args.parent_tool_call_id)
     origin = caller.child(schema.name, args.tool_call_id)
     input_message = HumanMessage(content=generate_input_content(args), id=str(uuid.uuid4()))
-    budget = _budget.callee_limit(schema.max_steps, args.parent_steps_remaining)
+    caller_state = {
+        "budget": args.parent_budget,
+        "messages": coerce_messages(args.parent_conv_messages),
+    }
+    limits = _budget.callee_limits(schema.budget, args.parent_steps_remaining, caller_state)
     graph_input = {
         "messages": [*info.previous_messages, input_message],
         "summary_of_conversation": info.summary_of_conversation,
         "summarized_message_count": info.summarized_message_count,
         "sub_assistant_states": info.sub_assistant_states,
-        "step_limit": budget,
+        "limits": limits,
         "assistant_path": list(origin.path),
         "conversation_uid": info.subgraph_uid,
         "parent_tool_call_id": args.tool_call_id,
     }
     limit = _budget.recursion_limit_for(
-        budget, summarizes=schema.summarize_after_tokens is not None
+        limits.get("max_steps") or schema.max_model_calls,
+        summarizes=schema.summarize_after_tokens is not None,
     )
     sub_config = patch_config(config, recursion_limit=limit)
     sub_config["metadata"] = {
@@ -548,10 +559,12 @@ class AssistantSubgraphCallTool(BaseTool):
         uid = output.get("conversation_uid") or call.uid
         incomplete = bool(output.get("incomplete"))
         structured = output.get("structured_response")
+        stop = output.get("budget_exhausted") if incomplete else None
         artifact = AssistantSubgraphArtifact(
             input=message_text(call.input_message),
             response_messages=response,
             returning_incomplete=incomplete,
+            budget_exhausted=stop,
             sub_assistant_state_data=SubAssistantStateData(
                 assistant=self.assistant_config_id,
                 messages=messages,
@@ -562,7 +575,7 @@ class AssistantSubgraphCallTool(BaseTool):
             ),
             subgraph_uid=uid,
             assistant=self.assistant_config_id,
-            usage=usage_of_messages(self.assistant_config_id, response, _nested_usage(response)),
+            usage=usage_of_messages(self.assistant_config_id, response),
             structured_response=structured,
         )
         emit(
@@ -572,27 +585,42 @@ class AssistantSubgraphCallTool(BaseTool):
                 subgraph_uid=uid,
                 returning_incomplete=incomplete,
                 usage=artifact["usage"],
+                budget_exhausted=stop,
             )
         )
         answer = final_answer(response) if structured is None else result_text(structured)
         if not incomplete:
             return self._content(answer, uid), artifact
-        steps = output.get("step_budget") or self.assistant_schema.max_steps
+        steps = self.assistant_schema.max_model_calls
+        exhaustion = _budget.Exhaustion.from_dict(
+            stop or {"kind": "steps", "limit": steps, "used": steps}
+        )
         problems = output.get("output_problems") or []
-        return self._content(answer, uid, steps, problems), artifact
+        return self._content(answer, uid, exhaustion, problems), artifact
+
+    def _steps_spent(self, output: Mapping[str, Any]) -> dict[str, Any]:
+        """The steps budget as spent, for a run that did not say which budget ran out."""
+        steps = (output.get("budget") or {}).get(
+            "max_steps"
+        ) or self.assistant_schema.max_model_calls
+        return {"kind": "steps", "limit": steps, "used": steps}
 
     def _content(
-        self, answer: str, uid: str, steps: int | None = None, problems: Sequence[str] = ()
+        self,
+        answer: str,
+        uid: str,
+        stop: _budget.Exhaustion | None = None,
+        problems: Sequence[str] = (),
     ) -> str:
-        """The answer, cut to ``max_result_chars``, then the uid note or (after ``steps``
-        model calls ran out) the incomplete note, naming ``problems`` of a typed answer."""
+        """The answer, cut to ``max_result_chars``, then the uid note or (when its ``stop``
+        budget ran out) the incomplete note, naming ``problems`` of a typed answer."""
         answer = answer or NO_ANSWER
         notes = dict(assistant=self.assistant_config_id, tool=self.name, uid=uid)
         cap = self.assistant_schema.max_result_chars
         if cap is not None and len(answer) > cap:
             answer = answer[:cap] + RESULT_CUT_NOTE.format(total=len(answer), shown=cap, **notes)
-        if steps is not None:
-            note = _budget.incomplete_note(steps=steps, problems=problems, **notes)
+        if stop is not None:
+            note = _budget.incomplete_note(stop=stop, problems=problems, **notes)
             return f"{answer}\n\n{note}"
         return f"{answer}\n\n{RESULT_UID_NOTE.format(**notes)}"
 
@@ -605,20 +633,11 @@ class AssistantSubgraphCallTool(BaseTool):
 def final_answer(messages: Sequence[BaseMessage]) -> str:
     """The text of the last AI message the model wrote (not a stop notice) with any text."""
     for message in reversed(messages):
-        if isinstance(message, AIMessage) and not _budget.is_out_of_steps_notice(message):
+        if isinstance(message, AIMessage) and not _budget.is_out_of_budget_notice(message):
             text = message_text(message).strip()
             if text:
                 return text
     return ""
-
-
-def _nested_usage(messages: Sequence[BaseMessage]) -> list[Mapping[str, Any] | None]:
-    """The usage summaries in the sub-assistant artifacts among ``messages``."""
-    return [
-        message.artifact.get("usage")
-        for message in messages
-        if isinstance(message, ToolMessage) and isinstance(message.artifact, Mapping)
-    ]
 
 
 def _describe_validation_error(error: ValidationError) -> str:
@@ -671,7 +690,8 @@ def read_artifact(message: BaseMessage) -> AssistantSubgraphArtifact | None:
         sub_assistant_state_data=_state_data(artifact.get("sub_assistant_state_data")),
         subgraph_uid=artifact["subgraph_uid"],
         assistant=assistant,
-        usage=artifact.get("usage") or usage_of_messages(assistant, [], []),
+        usage=artifact.get("usage") or usage_of_messages(assistant, []),
+        budget_exhausted=artifact.get("budget_exhausted"),
         structured_response=artifact.get("structured_response"),
     )
 

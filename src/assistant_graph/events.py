@@ -144,7 +144,10 @@ class SubAssistantEndEvent(AssistantEvent):
     status: str = "success"
     """``success``, or ``error`` if the call was refused or failed."""
     usage: UsageSummary | None = None
-    """Tokens its model calls (and its sub-assistants') used."""
+    """Tokens and cost of its model calls (and its sub-assistants')."""
+    budget_exhausted: dict[str, Any] | None = None
+    """If it stopped incomplete: which budget ran out (``kind``: steps, tokens, cost or
+    time), its ``limit`` and what was ``used``."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -204,10 +207,13 @@ class FinalEvent(AssistantEvent):
     thread_id: str | None
     """The thread the run belongs to (to continue it later)."""
     status: str
-    """``completed``, ``incomplete`` (out of steps), ``interrupted`` (waiting for input),
-    or ``error``."""
+    """``completed``, ``incomplete`` (a budget ran out), ``interrupted`` (waiting for
+    input), or ``error``."""
     usage: UsageSummary
-    """Tokens used in this run, total, per assistant and per path."""
+    """Tokens and cost of this run, total, per assistant and per path (a cost of None is
+    unknown: some model call had no known price)."""
+    budget_exhausted: dict[str, Any] | None = None
+    """For an ``incomplete`` run: which budget ran out (``kind``, ``limit``, ``used``)."""
     structured_response: Any = None
     """A typed root assistant's result (``output_schema``), validated, as JSON data; None
     for an untyped one or a run that ended without a valid result."""

@@ -20,6 +20,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from assistant_graph._budget import Budget
 from assistant_graph._catalog import DEFAULT_ASSISTANTS_FOLDER, load_assistants
 from assistant_graph._errors import AssistantConfigError
 from assistant_graph._example_team import example_assistants
@@ -140,6 +141,52 @@ QuietOption = Annotated[
 ]
 
 
+MaxTokensOption = Annotated[
+    int | None,
+    typer.Option(
+        "--max-tokens",
+        min=1,
+        metavar="N",
+        help="Stop each run (incomplete, resumable) once it has used N tokens, "
+        "sub-assistants included.",
+        show_default=False,
+    ),
+]
+MaxCostOption = Annotated[
+    float | None,
+    typer.Option(
+        "--max-cost",
+        metavar="USD",
+        help="Stop each run (incomplete, resumable) once it has spent USD dollars, "
+        "sub-assistants included (calls of models with no known price are not counted).",
+        show_default=False,
+    ),
+]
+MaxSecondsOption = Annotated[
+    float | None,
+    typer.Option(
+        "--max-seconds",
+        metavar="SECONDS",
+        help="Stop each run (incomplete, resumable) after SECONDS of wall time; a model "
+        "call in progress is cut at that time.",
+        show_default=False,
+    ),
+]
+NOT_POSITIVE = "{flag} must be more than 0, got {value:g}"
+
+
+def _run_wide_budget(
+    max_tokens: int | None, max_cost: float | None, max_seconds: float | None
+) -> Budget | None:
+    """The run-wide limits the flags give (None: no flag given)."""
+    for flag, value in (("--max-cost", max_cost), ("--max-seconds", max_seconds)):
+        if value is not None and not value > 0:
+            raise CliFailure(NOT_POSITIVE.format(flag=flag, value=value))
+    if max_tokens is None and max_cost is None and max_seconds is None:
+        return None
+    return Budget(max_tokens=max_tokens, max_cost_usd=max_cost, max_seconds=max_seconds)
+
+
 class IfBusyChoice(StrEnum):
     """What ``run`` and ``chat`` do when another run holds the thread."""
 
@@ -223,6 +270,9 @@ def run(
     keep_history: KeepHistoryOption = False,
     if_busy: IfBusyOption = IfBusyChoice.reject,
     busy_timeout: BusyTimeoutOption = DEFAULT_BUSY_TIMEOUT,
+    max_tokens: MaxTokensOption = None,
+    max_cost: MaxCostOption = None,
+    max_seconds: MaxSecondsOption = None,
 ) -> None:
     """Run assistant NAME on MESSAGE and print its answer.
 
@@ -234,6 +284,7 @@ def run(
             raise CliFailure(RESUME_NEEDS_THREAD)
         if resume is not None and message is not None:
             raise CliFailure(MESSAGE_AND_RESUME)
+        budget = _run_wide_budget(max_tokens, max_cost, max_seconds)
         text = sys.stdin.read().strip() if message == STDIN_MESSAGE else message
         settings = SessionSettings(
             assistants,
@@ -243,6 +294,7 @@ def run(
             keep_history,
             wait_if_busy=if_busy is IfBusyChoice.wait,
             busy_timeout=busy_timeout,
+            budget=budget,
         )
         with bad_input(), open_session(settings, name) as session:
             turn_input = session.next_input(text, resume)
@@ -283,6 +335,9 @@ def chat(
     keep_history: KeepHistoryOption = False,
     if_busy: IfBusyOption = IfBusyChoice.reject,
     busy_timeout: BusyTimeoutOption = DEFAULT_BUSY_TIMEOUT,
+    max_tokens: MaxTokensOption = None,
+    max_cost: MaxCostOption = None,
+    max_seconds: MaxSecondsOption = None,
 ) -> None:
     """Chat with assistant NAME: one run per line you type, until /exit or end of input.
 
@@ -292,6 +347,7 @@ def chat(
     """
     output = Output(json=json_output, tokens=tokens, quiet=quiet)
     with _guard(output):
+        budget = _run_wide_budget(max_tokens, max_cost, max_seconds)
         default = example_assistants() if demo else Path(DEFAULT_ASSISTANTS_FOLDER)
         settings = SessionSettings(
             assistants or default,
@@ -303,6 +359,7 @@ def chat(
             busy_timeout=busy_timeout,
             default_assistants=default,
             demo=demo,
+            budget=budget,
         )
         with bad_input(), open_session(settings, name) as session:
             if demo:

@@ -15,6 +15,7 @@ from typing import TextIO
 
 from rich.console import Console
 
+from assistant_graph._budget import Exhaustion
 from assistant_graph._errors import ThreadBusyError
 from assistant_graph.cli._failures import (
     EXIT_BUSY,
@@ -53,11 +54,12 @@ MEMORY_RETRY_HINT = (
 )
 MEMORY_PERMANENT_HINT = "{advice}; running it again as it is would fail the same way"
 INCOMPLETE_NOTE = (
-    "{name} stopped before finishing (it used all its steps); let it continue with: {command}"
+    "{name} stopped before finishing (it used {spent} it was allowed); "
+    "let it continue with: {command}"
 )
 MEMORY_INCOMPLETE_NOTE = (
-    "{name} stopped before finishing (it used all its steps); the thread was in memory "
-    "only, so it cannot be continued"
+    "{name} stopped before finishing (it used {spent} it was allowed); the thread was in "
+    "memory only, so it cannot be continued"
 )
 NO_USAGE = "tokens: none reported by the model server"
 UNEXPECTED = "{kind}: {message}"
@@ -149,7 +151,7 @@ def report_turn(
         output.out.write(_answer_text(final) + "\n")
         output.out.flush()
     if final.status == "incomplete":
-        output.note(_incomplete_note(session))
+        output.note(_incomplete_note(session, final))
     return EXIT_OK
 
 
@@ -189,11 +191,13 @@ def _failure_hint(session: Session, error: ErrorEvent, *, inline: bool) -> str |
     return None if inline else RETRY_HINT.format(thread=thread, command=command.run(thread))
 
 
-def _incomplete_note(session: Session) -> str:
+def _incomplete_note(session: Session, final: FinalEvent) -> str:
+    stop = final.budget_exhausted
+    spent = Exhaustion.from_dict(stop).phrase() if stop else "all the model calls"
     if session.command.in_memory:
-        return MEMORY_INCOMPLETE_NOTE.format(name=session.name)
+        return MEMORY_INCOMPLETE_NOTE.format(name=session.name, spent=spent)
     command = session.command.run(session.thread_id, "MESSAGE")
-    return INCOMPLETE_NOTE.format(name=session.name, command=command)
+    return INCOMPLETE_NOTE.format(name=session.name, spent=spent, command=command)
 
 
 def _report_usage(final: FinalEvent, output: Output) -> None:

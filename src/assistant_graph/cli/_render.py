@@ -44,6 +44,7 @@ __all__ = [
     "PlainTreeRenderer",
     "RichTreeRenderer",
     "describe_event",
+    "format_cost",
     "format_usage",
     "short",
     "tree_renderer",
@@ -63,7 +64,7 @@ TOOL_CALL = "→ {tool}({args})"
 TOOL_RESULT = "← {tool}: {content}"
 TOOL_FAILED = "✗ {tool}: {content}"
 SUB_FAILED = "✗ {assistant} could not run: {content}"
-DONE = "✓ done{incomplete} ({tokens} tokens, uid {uid})"
+DONE = "✓ done{incomplete} ({tokens} tokens{cost}, uid {uid})"
 DONE_INCOMPLETE = ", incomplete"
 SAYS = "says: {content}"
 ASKS = "? asks: {question}"
@@ -72,7 +73,9 @@ FAILED = "✗ failed: {message}"
 RETRYING = (
     "↻ model call failed (attempt {attempt} of {max_attempts}), retrying in {wait:.1f}s: {error}"
 )
-USAGE_HEADER = ("tokens", "input", "output", "total")
+USAGE_HEADER = ("tokens", "input", "output", "total", "cost")
+UNKNOWN_COST = "cost unknown"
+"""How a cost is shown when some model call in it has no known price."""
 USAGE_TOTAL = "total"
 
 _STYLES = {
@@ -173,9 +176,11 @@ def _call_text(event: SubAssistantStartEvent, call: ToolCallEvent | None) -> str
 def _done_line(event: SubAssistantEndEvent, depth: int, actor: str) -> Line | None:
     if event.status != "success":
         return None  # the tool result that follows says why
-    tokens = event.usage["total"]["total_tokens"] if event.usage else 0
+    total = event.usage["total"] if event.usage else None
+    tokens = total["total_tokens"] if total else 0
     incomplete = DONE_INCOMPLETE if event.returning_incomplete else ""
-    text = DONE.format(incomplete=incomplete, tokens=tokens, uid=event.subgraph_uid)
+    cost = f", {format_cost(total.get('cost_usd'))}" if total and tokens else ""
+    text = DONE.format(incomplete=incomplete, tokens=tokens, cost=cost, uid=event.subgraph_uid)
     return Line(depth, actor, text, "done")
 
 
@@ -344,12 +349,28 @@ def tree_renderer(console: Console, root: str) -> EventRenderer:
     return PlainTreeRenderer(console.file)
 
 
+def format_cost(cost: float | None) -> str:
+    """A cost in US dollars as the CLI shows it ("$0.0012"; "cost unknown" for None)."""
+    if cost is None:
+        return UNKNOWN_COST
+    return f"${cost:.4f}" if cost >= 0.01 or cost == 0 else f"${cost:.6f}"
+
+
 def format_usage(usage: UsageSummary) -> list[str]:
-    """The token usage per assistant, and the total, as lines of a small table."""
-    rows = [
-        (name, item["input_tokens"], item["output_tokens"], item["total_tokens"])
-        for name, item in usage["by_assistant"].items()
+    """The tokens and cost per assistant, and the total, as lines of a small table."""
+    entries = [*usage["by_assistant"].items(), (USAGE_TOTAL, usage["total"])]
+    rows = [USAGE_HEADER] + [
+        (
+            name,
+            str(item["input_tokens"]),
+            str(item["output_tokens"]),
+            str(item["total_tokens"]),
+            format_cost(item.get("cost_usd", 0.0)),
+        )
+        for name, item in entries
     ]
+    width = max(len(row[0]) for row in rows)
+    return [f"{r[0]:<{width}}  {r[1]:>7}  {r[2]:>7}  {r[3]:>7}  {r[4]:>12}" for r in rows]
     total = usage["total"]
     rows.append((USAGE_TOTAL, total["input_tokens"], total["output_tokens"], total["total_tokens"]))
     width = max(len(str(row[0])) for row in [USAGE_HEADER, *rows])

@@ -18,6 +18,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Interrupt
 
+from assistant_graph._budget import BUDGET_CONFIG_KEY, Budget
 from assistant_graph._catalog import DEFAULT_ASSISTANTS_FOLDER, AssistantCatalog, load_assistants
 from assistant_graph._compaction import compact_thread
 from assistant_graph._event_stream import stream_events
@@ -78,6 +79,8 @@ class SessionSettings:
     """The folder the command reads when ``--assistants`` is not given."""
     demo: bool = False
     """Whether the models are the scripted demo's (``chat --demo``)."""
+    budget: Budget | None = None
+    """Run-wide limits of every run (``--max-tokens``, ``--max-cost``, ``--max-seconds``)."""
 
     def command_line(self, name: str) -> CommandLine:
         """How a later command reaches the same assistants, store and model."""
@@ -125,11 +128,16 @@ class Session:
     """How later commands reach this assistant, its thread store and its model (hints)."""
     keep_history: bool = False
     """Whether to keep every checkpoint instead of compacting after finished runs."""
+    budget: Budget | None = None
+    """Run-wide limits of every run of the session."""
 
     @property
     def config(self) -> RunnableConfig:
-        """The run config naming the thread."""
-        return {"configurable": {"thread_id": self.thread_id}}
+        """The run config naming the thread (and the run-wide limits, if any)."""
+        configurable: dict[str, Any] = {"thread_id": self.thread_id}
+        if self.budget is not None:
+            configurable[BUDGET_CONFIG_KEY] = self.budget.model_dump(exclude_none=True)
+        return {"configurable": configurable}
 
     def pending_requests(self) -> tuple[Interrupt, ...]:
         """The input requests (questions, approvals) the thread is waiting on."""
@@ -259,4 +267,5 @@ def open_session(settings: SessionSettings, name: str) -> Iterator[Session]:
             store,
             settings.command_line(name),
             settings.keep_history,
+            settings.budget,
         )

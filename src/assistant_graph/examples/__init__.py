@@ -20,6 +20,7 @@ from assistant_graph.examples.notebook import (
     format_event,
     offline_mode,
     thread_usage,
+    usage_table,
 )
 from assistant_graph.examples.team import (
     context_and_resume_models,
@@ -43,4 +44,5 @@ __all__ = [
     "quickstart_models",
     "script_image_team",
     "thread_usage",
+    "usage_table",
 ]

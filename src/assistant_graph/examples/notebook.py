@@ -115,6 +115,13 @@ def thread_usage(finals: Iterable[FinalEvent]) -> UsageSummary:
     return table.summary()
 
 
+def usage_table(usage: UsageSummary) -> str:
+    """Tokens and cost per assistant and in total, as the CLI prints them after a run."""
+    from assistant_graph.cli._render import format_usage
+
+    return "\n".join(format_usage(usage))
+
+
 def _short(text: str) -> str:
     line = " ".join(text.split())
     return line if len(line) <= _TEXT_LIMIT else line[: _TEXT_LIMIT - 3] + "..."
