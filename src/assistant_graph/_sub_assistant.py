@@ -67,6 +67,7 @@ __all__ = [
     "check_call",
     "final_answer",
     "generate_input_content",
+    "nested_usage",
     "read_artifact",
     "record_sub_conversation",
 ]
@@ -520,7 +521,10 @@ class AssistantSubgraphCallTool(BaseTool):
         call = _prepare(args, info, self.assistant_schema, config)
         emit(
             SubAssistantStartEvent(
-                **call.origin.fields(), assistant=self.assistant_config_id, message=message
+                **call.origin.fields(),
+                assistant=self.assistant_config_id,
+                message=message,
+                input=message_text(call.input_message),
             )
         )
         return call
@@ -562,7 +566,7 @@ class AssistantSubgraphCallTool(BaseTool):
             ),
             subgraph_uid=uid,
             assistant=self.assistant_config_id,
-            usage=usage_of_messages(self.assistant_config_id, response, _nested_usage(response)),
+            usage=usage_of_messages(self.assistant_config_id, response, nested_usage(response)),
             structured_response=structured,
         )
         emit(
@@ -612,7 +616,7 @@ def final_answer(messages: Sequence[BaseMessage]) -> str:
     return ""
 
 
-def _nested_usage(messages: Sequence[BaseMessage]) -> list[Mapping[str, Any] | None]:
+def nested_usage(messages: Sequence[BaseMessage]) -> list[Mapping[str, Any] | None]:
     """The usage summaries in the sub-assistant artifacts among ``messages``."""
     return [
         message.artifact.get("usage")
