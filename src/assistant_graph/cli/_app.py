@@ -409,24 +409,20 @@ def demo(
 
 @app.command("ui", cls=PlainUsageCommand)
 def ui(
-    assistants: Annotated[
-        Path | None,
-        typer.Option(
-            "--assistants",
-            "-a",
-            metavar="DIR",
-            help="Folder of assistant YAML files (and tools.py) (default: assistants).",
-            show_default=False,
-        ),
-    ] = None,
+    assistants: AssistantsOption = Path(DEFAULT_ASSISTANTS_FOLDER),
     db: DbOption = None,
     model: ModelOption = None,
     host: Annotated[
         str,
-        typer.Option("--host", metavar="HOST", help="The address to listen on (any other than loopback "
-                     "needs --token)."),
+        typer.Option(
+            "--host",
+            metavar="HOST",
+            help="The address to listen on (any other than loopback needs --token).",
+        ),
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=1, max=65535, metavar="PORT", help="The port.")] = 8765,
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=65535, metavar="PORT", help="The port.")
+    ] = 8765,
     token: Annotated[
         str | None,
         typer.Option(

@@ -25,8 +25,8 @@ TOKEN_PLACEHOLDER = "?token=<your token>"
 class UiServeSettings:
     """What the command line says about the page."""
 
-    assistants: Path | None
-    """The assistants folder (None: ``assistants``)."""
+    assistants: Path
+    """The assistants folder (not used with ``demo``)."""
     db: str | None = None
     """Where threads are kept."""
     model: ModelOverride = None

@@ -29,6 +29,7 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from assistant_graph._catalog import DEFAULT_ASSISTANTS_FOLDER, AssistantCatalog, load_assistants
+from assistant_graph._model_calls import RetryPolicy
 from assistant_graph._models import ModelOverride
 from assistant_graph._persistence import MEMORY
 from assistant_graph.ui._app import build_app
@@ -56,6 +57,7 @@ def create_app(
     token: str | None = None,
     demo: bool = False,
     keep_history: bool = False,
+    retry: RetryPolicy | None = None,
 ) -> Guard:
     """The web app (ASGI) that shows and runs ``assistants``.
 
@@ -80,6 +82,8 @@ def create_app(
             ``ui --demo`` page. ``assistants`` and ``model`` are then not used, and
             ``db`` defaults to ``:memory:``.
         keep_history: Keep every checkpoint instead of compacting finished threads.
+        retry: How transient model failures are retried (default: as
+            :func:`~assistant_graph.build_assistant_graph` does; the demo retries once).
 
     Raises:
         AssistantConfigError: The assistants folder is missing or invalid.
@@ -100,7 +104,7 @@ def create_app(
         checkpointer=checkpointer,
         model=model,
         keep_history=keep_history,
-        retry=DEMO_RETRY if demo else None,
+        retry=DEMO_RETRY if demo and retry is None else retry,
     )
     options = {
         "demo": demo,
@@ -110,7 +114,9 @@ def create_app(
     return build_app(Runs(settings), token, options)
 
 
-def _prices(prices: Mapping[str, Price | Mapping[str, float]] | str | Path | None) -> dict[str, Price]:
+def _prices(
+    prices: Mapping[str, Price | Mapping[str, float]] | str | Path | None,
+) -> dict[str, Price]:
     if prices is None:
         return {}
     if isinstance(prices, str | Path):

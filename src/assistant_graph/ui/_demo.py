@@ -25,6 +25,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
@@ -89,7 +90,7 @@ def demo_catalog() -> AssistantCatalog:
     writer's word counts needing approval."""
     folder = example_assistants()
     team = load_assistants(folder)
-    changes = {
+    changes: dict[str, dict[str, Any]] = {
         "researcher": {"ask_user": True},
         "writer": {"ask_user": True, "require_approval": ["word_count"]},
     }
@@ -159,10 +160,10 @@ def _trip(results: Sequence[ToolMessage]) -> AIMessage:
         return ai(
             "The researcher and the writer will prepare it; each has a question for you.",
             tool_calls=[
+                call_sub_assistant("researcher", ASK_PERSON + "which planet? Then look it up."),
                 call_sub_assistant(
-                    "researcher", ASK_PERSON + "which planet? Then look it up."
+                    "writer", ASK_PERSON + "who is the postcard for? Then write it."
                 ),
-                call_sub_assistant("writer", ASK_PERSON + "who is the postcard for? Then write it."),
             ],
         )
     return ai("Your trip: " + " ".join(_answer(message) for message in results))
@@ -172,9 +173,7 @@ def _write(request: str, results: Sequence[ToolMessage]) -> AIMessage:
     if not results:
         return ai(
             "I'll ask the writer.",
-            tool_calls=[
-                call_sub_assistant("writer", request, pass_num_previous_messages=1)
-            ],
+            tool_calls=[call_sub_assistant("writer", request, pass_num_previous_messages=1)],
         )
     return ai(_answer(results[-1]))
 

@@ -99,4 +99,3 @@ def _sub_assistant_call(
         returning_incomplete=artifact["returning_incomplete"],
         usage=artifact["usage"],
     )
-

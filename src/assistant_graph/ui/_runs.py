@@ -130,7 +130,10 @@ class _Turn:
             and last["message_id"] == event["message_id"]
             and last["path"] == event["path"]
         ):
-            self.records[-1] = {**self.records[-1], "event": {**last, "text": last["text"] + event["text"]}}
+            self.records[-1] = {
+                **self.records[-1],
+                "event": {**last, "text": last["text"] + event["text"]},
+            }
         else:
             self.records.append(record)
 
@@ -148,6 +151,7 @@ class Runs:
         self._logs: OrderedDict[str, OrderedDict[str, _Turn]] = OrderedDict()
         self._owners: dict[str, str] = {}
         self._watchers: dict[str, set[asyncio.Queue[tuple[str, Any]]]] = {}
+        self._seq: dict[str, int] = {}
 
     # Opening and closing ------------------------------------------------------------------
 
@@ -179,8 +183,13 @@ class Runs:
         """
         if assistant not in self._graphs:
             saver = await self.saver()
-            catalog, override, retry = self.settings.catalog, self.settings.model, self.settings.retry
+            catalog, override, retry = (
+                self.settings.catalog,
+                self.settings.model,
+                self.settings.retry,
+            )
             try:
+                catalog[assistant]  # an unknown name is named before anything is made
                 model = prepare_models(catalog, assistant, override)
             except (MissingConfigError, CliFailure) as error:
                 raise UiError(400, "\n".join(_lines(error))) from error
@@ -198,7 +207,8 @@ class Runs:
         rows = await list_thread_ids(await self.saver())
         listed = {row[0] for row in rows}
         starting = [
-            (thread, assistant, "") for thread, assistant in self._owners.items()
+            (thread, assistant, "")
+            for thread, assistant in self._owners.items()
             if thread not in listed and thread in self._active
         ]
         lines = await summaries([*starting, *rows], self._snapshot_or_none, self.running)
@@ -219,6 +229,7 @@ class Runs:
         status = thread_status(snapshot, self.running(thread_id))
         turns = self._turns(thread_id, assistant, values, status)
         return {
+            "seq": self._seq.get(thread_id, 0),  # read with the records, no await between
             "thread_id": thread_id,
             "assistant": assistant,
             "status": status,
@@ -269,7 +280,9 @@ class Runs:
         text = _message(message)
         graph, snapshot = await self._ready(thread_id)
         if snapshot.interrupts:
-            raise UiError(409, STILL_WAITING.format(thread=thread_id, count=len(snapshot.interrupts)))
+            raise UiError(
+                409, STILL_WAITING.format(thread=thread_id, count=len(snapshot.interrupts))
+            )
         if snapshot.next:
             raise UiError(409, FAILED_FIRST.format(thread=thread_id))
         self._launch(thread_id, graph, _person(text), "message")
@@ -356,9 +369,17 @@ class Runs:
                 turn_id, message = run_input.message.id or "", message_text(run_input.message)
                 graph_input: Any = {"messages": [run_input.message]}
             else:
-                (turn_id, message), graph_input = await self._current_turn(graph, thread_id), run_input
+                (turn_id, message), graph_input = (
+                    await self._current_turn(graph, thread_id),
+                    run_input,
+                )
             turn = self._turn(thread_id, turn_id, message)
-            start = {"type": "run_start", "path": [graph.name], "input": kind, "message": turn.message}
+            start = {
+                "type": "run_start",
+                "path": [graph.name],
+                "input": kind,
+                "message": turn.message,
+            }
             self._record(thread_id, turn_id, turn, start)
             final: FinalEvent | None = None
             async for event in astream_events(graph, graph_input, config):
@@ -372,7 +393,8 @@ class Runs:
 
     def _record(self, thread_id: str, turn_id: str, turn: _Turn, event: dict[str, Any]) -> None:
         """Stamp ``event`` with the time, keep it in its turn, and send it to the watchers."""
-        record = {"ts": _now_ms(), "event": event}
+        self._seq[thread_id] = seq = self._seq.get(thread_id, 0) + 1
+        record = {"seq": seq, "ts": _now_ms(), "event": event}
         turn.add(record)
         self._publish(thread_id, "event", {"turn": turn_id, **record})
 
@@ -414,7 +436,7 @@ class Runs:
         for index, (person, replies) in enumerate(split):
             recorded = logged.get(person.id or "")
             if recorded is not None:
-                records, is_recorded = recorded.records, True
+                records, is_recorded = list(recorded.records), True
             else:
                 last = index == len(split) - 1
                 final = _FINAL_STATUS.get(status, "completed") if last else "completed"
@@ -432,7 +454,12 @@ class Runs:
         for turn_id, recorded in logged.items():  # started, not saved yet
             if turn_id not in seen and self.running(thread_id):
                 turns.append(
-                    {"id": turn_id, "message": recorded.message, "recorded": True, "records": recorded.records}
+                    {
+                        "id": turn_id,
+                        "message": recorded.message,
+                        "recorded": True,
+                        "records": list(recorded.records),
+                    }
                 )
         return turns
 

@@ -574,7 +574,7 @@ function openThread(threadId) {
   const source = new EventSource(`api/threads/${encodeURIComponent(threadId)}/stream`);
   state.source = source;
   source.addEventListener("snapshot", (message) => {
-    state.thread = JSON.parse(message.data);
+    state.thread = JSON.parse(message.data); // its "seq": the last event it includes
     $("connection").textContent = "";
     queueRender();
     refreshThreads();
@@ -582,7 +582,8 @@ function openThread(threadId) {
   source.addEventListener("event", (message) => {
     const record = JSON.parse(message.data);
     const thread = state.thread;
-    if (!thread) return;
+    if (!thread || record.seq <= thread.seq) return; // already in the snapshot
+    thread.seq = record.seq;
     let turn = thread.turns.find((candidate) => candidate.id === record.turn);
     if (!turn) {
       turn = { id: record.turn, message: record.event.message || "", recorded: true, records: [] };
