@@ -496,3 +496,20 @@ class TestTheCommand:
         result = CliRunner().invoke(app, ["ui", "--demo", "--prices", str(prices)])
         assert result.exit_code == 2
         assert f"{prices}: openai:gpt-4o-mini.input:" in " ".join(result.output.split())
+
+
+@pytest.mark.postgres
+def test_threads_on_postgresql_are_listed_and_continued(postgres_url: str) -> None:
+    app = create_app(
+        demo_catalog(), model=demo_models(latency=0.0), retry=DEMO_RETRY, db=postgres_url
+    )
+    with serving(app) as url, httpx.Client(base_url=url) as client:
+        page = Page.open(client)
+        thread = page.start(TRIP)
+        pending = page.settle(thread)["pending"]
+        answers = {p["id"]: "Mars" for p in pending}
+        page.post(f"/api/threads/{thread}/answers", {"answers": answers})
+        view = page.settle(thread)
+        listed = {t["thread_id"]: t["status"] for t in client.get("/api/threads").json()["threads"]}
+    assert view["status"] == "done"
+    assert listed[thread] == "done"

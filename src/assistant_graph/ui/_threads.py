@@ -22,10 +22,12 @@ __all__ = [
     "THREAD_LIST_LIMIT",
     "ThreadSummary",
     "find_conversation",
+    "last_message_preview",
     "list_thread_ids",
     "message_view",
     "pending_view",
     "root_assistant",
+    "summaries",
     "thread_config",
     "thread_status",
 ]
