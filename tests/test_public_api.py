@@ -61,10 +61,10 @@ def test_public_functions_have_docstrings() -> None:
     assert undocumented == []
 
 
-PUBLIC_MODULES = {"events", "testing", "studio", "examples", "cli", "mcp_server"}
+PUBLIC_MODULES = {"events", "testing", "studio", "examples", "cli", "mcp_server", "ui"}
 """Modules users import by name: event classes, testing support, LangGraph Server graphs
-(``langgraph.json``), the offline examples (notebooks), the command line, and serving
-assistants as MCP tools."""
+(``langgraph.json``), the offline examples (notebooks), the command line, serving
+assistants as MCP tools, and the web page (an ASGI app to mount)."""
 
 
 def test_every_other_module_is_marked_internal() -> None:

@@ -45,6 +45,7 @@ __all__ = [
     "Origin",
     "answering_config",
     "emit",
+    "message_events",
     "publish_messages",
     "quiet_config",
     "report_usage",
@@ -111,11 +112,13 @@ def publish_messages(origin: Origin, messages: Iterable[BaseMessage]) -> None:
     """Announce messages an assistant adds to its conversation: its own text and tool
     calls, and the results of tool calls."""
     for message in messages:
-        for event in _message_events(origin, message):
+        for event in message_events(origin, message):
             emit(event)
 
 
-def _message_events(origin: Origin, message: BaseMessage) -> Sequence[AssistantEvent]:
+def message_events(origin: Origin, message: BaseMessage) -> Sequence[AssistantEvent]:
+    """The events that announce ``message``, added to the conversation of ``origin``'s
+    assistant: its text and tool calls, or a tool result (none for other messages)."""
     if isinstance(message, ToolMessage):
         return [tool_result_event(origin, message)]
     if not isinstance(message, AIMessage):

@@ -531,7 +531,10 @@ class AssistantSubgraphCallTool(BaseTool):
         call = _prepare(args, info, self.assistant_schema, config)
         emit(
             SubAssistantStartEvent(
-                **call.origin.fields(), assistant=self.assistant_config_id, message=message
+                **call.origin.fields(),
+                assistant=self.assistant_config_id,
+                message=message,
+                input=message_text(call.input_message),
             )
         )
         return call

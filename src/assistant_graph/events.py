@@ -128,6 +128,10 @@ class SubAssistantStartEvent(AssistantEvent):
     """The sub-assistant's name."""
     message: str = ""
     """The caller's ``message_to_assistant``."""
+    input: str = ""
+    """The whole message the sub-assistant received: the caller's message, then the
+    forwarded previous messages, the forwarded contexts by call id, and the caller's
+    summary (see :func:`~assistant_graph._sub_assistant.generate_input_content`)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -57,6 +57,7 @@ from assistant_graph.cli._mcp import (
 )
 from assistant_graph.cli._output import Output, report_turn
 from assistant_graph.cli._session import SessionSettings, open_session
+from assistant_graph.cli._ui import UiServeSettings, serve_ui
 
 __all__ = ["app", "main"]
 
@@ -461,6 +462,62 @@ def demo(
     with _guard(output), bad_input():
         code = run_demo(assistants or example_assistants(), output)
     raise typer.Exit(code)
+
+
+@app.command("ui", cls=PlainUsageCommand)
+def ui(
+    assistants: AssistantsOption = Path(DEFAULT_ASSISTANTS_FOLDER),
+    db: DbOption = None,
+    model: ModelOption = None,
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host",
+            metavar="HOST",
+            help="The address to listen on (any other than loopback needs --token).",
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=65535, metavar="PORT", help="The port.")
+    ] = 8765,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="ASSISTANT_GRAPH_UI_TOKEN",
+            metavar="TOKEN",
+            help="Access token every request must carry; open the page as "
+            "http://HOST:PORT/?token=TOKEN. Needed to listen beyond loopback.",
+            show_envvar=True,
+        ),
+    ] = None,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo",
+            metavar=FLAG,
+            help="Serve the example team on scripted models: no API key, nothing sent "
+            "anywhere (threads in memory unless --db is given).",
+        ),
+    ] = False,
+    prices: Annotated[
+        Path | None,
+        typer.Option(
+            "--prices",
+            metavar="FILE",
+            help="YAML or JSON of model prices in USD per million tokens, e.g. "
+            "'openai:gpt-4o-mini: {input: 0.15, output: 0.6}', to show costs.",
+        ),
+    ] = None,
+    keep_history: KeepHistoryOption = False,
+) -> None:
+    """Open a local web page to watch and steer the assistants: threads, the live
+    delegation tree of each turn, a timeline, questions and approvals, failed runs."""
+    settings = UiServeSettings(
+        assistants, db, model or None, host, port, token or None, demo, prices, keep_history
+    )
+    with _guard(Output()), bad_input():
+        serve_ui(settings)
 
 
 @contextmanager

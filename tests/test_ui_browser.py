@@ -1,0 +1,241 @@
+"""The web page in a real browser: headless Chromium (Debian's package) driven by
+Playwright, against ``assistant-graph ui --demo`` started as its own process.
+
+Each scenario saves screenshots under its temporary folder (``pytest --basetemp DIR`` keeps
+them somewhere known). Without Chromium the tests skip, except in CI (``CI=true``), where
+``.ci/run`` installs it and a missing browser must fail.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import BrowserContext, Locator, Page, expect, sync_playwright
+
+from tests.ui_support import free_port
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path(os.environ.get("ASSISTANT_GRAPH_TEST_CHROMIUM", "/usr/bin/chromium"))
+# As root, without a sandbox; nothing in the background may reach outside hosts.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TIMEOUT_MS = 20_000
+SIZES = "How many times larger is Jupiter's radius than Earth's?"
+XSS_IMG = '<img src=x onerror="window.__xss = 1">'
+XSS_SCRIPT = "<script>window.__xss = 2</script>"
+
+
+def _chromium() -> Path:
+    if not CHROMIUM.exists():
+        message = f"no Chromium at {CHROMIUM}: apt-get install chromium (.ci/run installs it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``assistant-graph ui --demo`` in a process of its own, threads in a SQLite file."""
+    folder = tmp_path_factory.mktemp("ui-demo")
+    port = free_port()
+    command = [
+        sys.executable, "-m", "assistant_graph.cli", "ui", "--demo",
+        "--port", str(port), "--db", str(folder / "threads.sqlite"),
+    ]  # fmt: skip
+    log = folder / "server.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=folder)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(url).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"ui --demo did not start: {log.read_text()}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[BrowserContext]:
+    chromium = _chromium()
+    with tempfile.TemporaryDirectory() as profile, sync_playwright() as playwright:
+        # A persistent context on a fresh, empty profile folder, as the flags want.
+        context = playwright.chromium.launch_persistent_context(
+            profile,
+            executable_path=str(chromium),
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1280, "height": 900},
+        )
+        yield context
+        context.close()
+
+
+@pytest.fixture
+def page(browser: BrowserContext, server: str, tmp_path: Path) -> Iterator[Page]:
+    page = browser.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("dialog", lambda dialog: problems.append(f"dialog: {dialog.message}"))
+    page.on(
+        "console",
+        lambda message: (
+            problems.append(f"console: {message.text}") if message.type == "error" else None
+        ),
+    )
+    page.goto(server)
+    page.set_default_timeout(TIMEOUT_MS)
+    yield page
+    page.screenshot(path=str(tmp_path / "last.png"), full_page=True)
+    page.close()
+    assert problems == []
+
+
+def _start(page: Page, suggestion: str) -> None:
+    page.get_by_role("button", name=suggestion).click()
+
+
+def _status(page: Page) -> Locator:
+    return page.locator("#thread-status")
+
+
+def test_the_tree_fills_in_live_three_levels_deep_with_parallel_calls(
+    page: Page, tmp_path: Path
+) -> None:
+    _start(page, SIZES)
+    running = page.locator('.node[data-path="proxy>researcher"][data-status="running"]')
+    expect(running).to_have_count(2)  # live: two researchers at work at once
+    page.screenshot(path=str(tmp_path / "live.png"), full_page=True)
+    expect(_status(page)).to_have_text("done")
+    page.screenshot(path=str(tmp_path / "tree.png"), full_page=True)
+    researchers = page.locator('.node[data-path="proxy>researcher"]')
+    expect(researchers).to_have_count(3)
+    calculator = page.locator('.node[data-path="proxy>researcher>calculator"]')
+    expect(calculator).to_have_count(1)
+    expect(calculator.locator(".badge").first).to_have_text("done")
+    expect(calculator).to_contain_text('calculate(expression="69911 / 6371")')
+    expect(calculator.locator(".usage").first).to_contain_text("tokens")
+    expect(calculator.locator(".usage").first).to_contain_text("$")
+    ratio = researchers.nth(2)
+    ratio.locator("details.input > summary").first.click()
+    expect(ratio.locator(".forwarded")).to_contain_text("forwards the results of: call_")
+    expect(ratio.locator(".exact-input").first).to_contain_text("Jupiter's mean radius is 69911 km")
+    rows = page.locator(".timeline-row")
+    expect(rows).to_have_count(5)
+    expect(page.locator(".timeline .bar-model").first).to_be_visible()
+
+
+def test_a_sub_conversation_opens_by_its_uid(page: Page, tmp_path: Path) -> None:
+    _start(page, SIZES)
+    expect(_status(page)).to_have_text("done")
+    calculator = page.locator('.node[data-path="proxy>researcher>calculator"]')
+    calculator.locator("button.uid").click()
+    dialog = page.locator("dialog#transcript")
+    expect(dialog).to_be_visible()
+    expect(dialog.locator("#transcript-title")).to_contain_text("with calculator")
+    expect(dialog.locator(".message")).to_have_count(4)
+    expect(dialog).to_contain_text("69911 / 6371 = 10.9733")
+    page.screenshot(path=str(tmp_path / "transcript.png"))
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+
+
+def test_two_questions_from_parallel_sub_assistants_answered_at_once(
+    page: Page, tmp_path: Path
+) -> None:
+    _start(page, "Help me plan a trip to another planet.")
+    expect(_status(page)).to_have_text("waiting for input")
+    expect(page.locator("#pending-count")).to_contain_text("2 request(s)")
+    researcher = page.locator('.node[data-path="proxy>researcher"] .item.request.is-pending')
+    writer = page.locator('.node[data-path="proxy>writer"] .item.request.is-pending')
+    expect(researcher).to_contain_text("Which planet?")
+    expect(writer).to_contain_text("Who is the postcard for?")
+    page.screenshot(path=str(tmp_path / "waiting.png"), full_page=True)
+    researcher.get_by_label("Your answer").fill("Mars")
+    writer.get_by_label("Your answer").fill("Ada")
+    page.get_by_role("button", name="Send answers").click()
+    expect(_status(page)).to_have_text("done")
+    answer = page.locator(".answer-box")
+    expect(answer).to_contain_text("Mars' mean radius is 3389.5 km")
+    expect(answer).to_contain_text("Dear Ada")
+    expect(page.locator(".item.request.is-pending")).to_have_count(0)
+
+
+def test_a_rejected_approval_tells_the_model_why(page: Page, tmp_path: Path) -> None:
+    _start(page, "Write one sentence about the Moon.")
+    request = page.locator('.node[data-path="proxy>writer"] .item.request.is-pending')
+    expect(request).to_contain_text("wants approval")
+    expect(request).to_contain_text("word_count")
+    request.get_by_label("Reject").check()
+    request.get_by_label("Reason (optional)").fill("not today")
+    page.get_by_role("button", name="Send answers").click()
+    expect(_status(page)).to_have_text("done")
+    writer = page.locator('.node[data-path="proxy>writer"]')
+    expect(writer.locator(".tool-result.is-error")).to_contain_text(
+        "did not approve this call to word_count: not today"
+    )
+    expect(page.locator(".answer-box")).to_contain_text("The words were not counted")
+    page.screenshot(path=str(tmp_path / "rejected.png"), full_page=True)
+
+
+def test_a_failure_shows_at_its_node_and_the_run_continues(page: Page, tmp_path: Path) -> None:
+    _start(page, "Look up Mars, and fail once on the way.")
+    expect(_status(page)).to_have_text("failed")
+    researcher = page.locator('.node[data-path="proxy>researcher"]')
+    expect(researcher.locator(".badge").first).to_have_text("failed")
+    expect(researcher.locator(".item.error")).to_contain_text("503 Service Unavailable")
+    expect(researcher.locator(".item.retry")).to_contain_text("retry 1/2")
+    expect(page.locator("#composer-send")).to_be_disabled()
+    page.screenshot(path=str(tmp_path / "failed.png"), full_page=True)
+    page.get_by_role("button", name="Continue this run").click()
+    expect(_status(page)).to_have_text("done")
+    expect(page.locator(".answer-box")).to_contain_text("The researcher found: Mars' mean radius")
+    expect(page.locator("#failure-bar")).to_be_hidden()
+
+
+def test_replies_with_markup_are_shown_as_text(page: Page, tmp_path: Path) -> None:
+    box = page.get_by_label("Message", exact=True)
+    box.fill(f"{XSS_IMG}{XSS_SCRIPT}")
+    box.press("Enter")  # the keyboard alone starts a thread
+    expect(_status(page)).to_have_text("done")
+    answer = page.locator(".answer-box")
+    expect(answer).to_contain_text(f"No fact about '{XSS_IMG}{XSS_SCRIPT}'")
+    tool = page.locator('.node[data-path="proxy>researcher"] .tool-result')
+    expect(tool).to_contain_text(XSS_IMG)
+    assert page.evaluate("window.__xss") is None
+    assert page.locator("#turns img, #turns script").count() == 0
+    page.screenshot(path=str(tmp_path / "markup.png"), full_page=True)
+
+
+def test_a_narrow_window_needs_no_sideways_scrolling(page: Page, tmp_path: Path) -> None:
+    page.set_viewport_size({"width": 420, "height": 900})
+    _start(page, SIZES)
+    expect(_status(page)).to_have_text("done")
+    page.screenshot(path=str(tmp_path / "narrow.png"), full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
