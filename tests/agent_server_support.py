@@ -65,6 +65,11 @@ SERVER_SETTINGS: dict[str, str] = {
     "LEASE_DURATION_SECONDS": str(LEASE_SECONDS),
     "HEARTBEAT_INTERVAL_SECONDS": "1",
     "REAPER_INTERVAL_SECONDS": "1",
+    # PostgreSQL connections per process: at most 5 + 10 (Aegra's own pool) + 10 (LangGraph's);
+    # Aegra's defaults (10 + 20 + 20) let two processes fill PostgreSQL's default 100.
+    "SQLALCHEMY_POOL_SIZE": "5",
+    "SQLALCHEMY_MAX_OVERFLOW": "10",
+    "LANGGRAPH_MAX_POOL_SIZE": "10",
     "CRON_ENABLED": "false",
     "LOG_LEVEL": "INFO",  # each worker logs the runs it picks up
 }

@@ -41,6 +41,8 @@ from assistant_graph.testing import (
 from tests.agent_server_support import (
     AEGRA_CONFIG,
     LEASE_SECONDS,
+    SERVER_APP,
+    SERVER_SETTINGS,
     AgentServer,
     Team,
     agent_server,
@@ -56,6 +58,9 @@ API_KEY = f"sk-agent-server-{uuid.uuid4().hex}"
 WORKERS = 2
 DEADLINE = 60.0
 LANGGRAPH_JSON = REPO / "langgraph.json"
+README_SETTINGS = ("REDIS_BROKER_ENABLED", "WORKER_COUNT")
+"""The server settings the README's recipe sets as the tests do (the others are the
+tests' shorter leases and log level)."""
 
 
 # -- the server ---------------------------------------------------------------------------
@@ -172,6 +177,19 @@ def test_aegra_json_serves_the_factories_langgraph_json_names() -> None:
         expected = f"./src/{module.replace('.', '/')}.py:{attribute}"
         assert target(served[graph_id]) == expected, graph_id
         assert (REPO / expected.split(":")[0]).is_file()
+
+
+def test_the_readme_recipe_is_the_one_the_tests_run() -> None:
+    readme = (REPO / "README.md").read_text("utf-8")
+    ci = (REPO / ".ci" / "run").read_text("utf-8")
+
+    assert f"python -m uvicorn {SERVER_APP} --host 127.0.0.1" in readme
+    for name, value in SERVER_SETTINGS.items():
+        if name in README_SETTINGS:
+            assert f"{name}={value}" in readme, name
+    for name in ("DATABASE_URL", "REDIS_URL", "AEGRA_CONFIG"):
+        assert f"export {name}=" in readme or f" {name}=" in readme, name
+    assert "-e '.[agent-server]'" in readme and "-e '.[agent-server]'" in ci
 
 
 # -- delegation, streamed -----------------------------------------------------------------
