@@ -87,6 +87,8 @@ def missing_component(postgres_url: str | None) -> str | None:
         return "no PostgreSQL: set ASSISTANT_GRAPH_TEST_POSTGRES (.ci/run starts one)"
     if shutil.which("redis-server") is None:
         return "no redis-server on PATH (apt-get install redis-server; .ci/run installs it)"
+    if pg_dump() is None:
+        return "no pg_dump (PostgreSQL's client programs) on PATH or in /usr/lib/postgresql"
     python = server_python()
     if not python.is_file():
         return (
@@ -94,6 +96,16 @@ def missing_component(postgres_url: str | None) -> str | None:
             f"aegra-api and this package, or set {SERVER_PYTHON_VARIABLE} (.ci/run does)"
         )
     return None
+
+
+def pg_dump() -> str | None:
+    """PostgreSQL's ``pg_dump``: on PATH, else in Debian's versioned folder (newest)."""
+    found = shutil.which("pg_dump")
+    if found:
+        return found
+    folders = Path("/usr/lib/postgresql").glob("*/bin/pg_dump")
+    versioned = sorted(folders, key=lambda path: float(path.parts[-3]))
+    return str(versioned[-1]) if versioned else None
 
 
 def server_python() -> Path:

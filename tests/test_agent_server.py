@@ -35,9 +35,7 @@ from assistant_graph.events import (
     ToolCallEvent,
     ToolResultEvent,
 )
-from assistant_graph.testing import (
-    ScriptedOpenAIServer,
-)
+from assistant_graph.testing import ScriptedOpenAIServer
 from tests.agent_server_support import (
     AEGRA_CONFIG,
     LEASE_SECONDS,
@@ -47,6 +45,7 @@ from tests.agent_server_support import (
     Team,
     agent_server,
     missing_component,
+    pg_dump,
     write_team,
 )
 from tests.conftest import POSTGRES_URL_VARIABLE, REPO
@@ -366,7 +365,7 @@ async def test_a_second_run_on_a_busy_thread_is_rejected_or_queued_by_the_server
             queued = await second.runs.create(
                 thread_id, "proxy", input=_user("load b2"), multitask_strategy="enqueue"
             )
-            await asyncio.sleep(2 * LEASE_SECONDS)  # time enough for an idle worker to take it
+            await asyncio.sleep(LEASE_SECONDS)  # time enough for the idle worker to take it
             assert (await second.runs.get(thread_id, queued["run_id"]))["status"] == "pending"
     finally:
         served.team.gate.set()
@@ -394,7 +393,7 @@ async def test_the_api_key_is_neither_in_postgresql_nor_in_redis(
     await client.runs.wait(thread_id, "proxy", input=_user("ask secret-ask"))  # interrupted
     stored = in_flight + _redis_dump(served.server.redis.url)
     dump = subprocess.run(
-        ["pg_dump", "--data-only", served.server.database_url],
+        [str(pg_dump()), "--data-only", served.server.database_url],
         check=True,
         capture_output=True,
         text=True,
