@@ -18,6 +18,7 @@ from assistant_graph import build_assistant_graph, load_assistants, open_checkpo
 from assistant_graph.testing import ScriptedModels, ai, call_sub_assistant
 from assistant_graph.ui import create_app
 from assistant_graph.ui._demo import DEMO_RETRY, demo_catalog, demo_models
+from assistant_graph.ui._threads import thread_config
 from tests.conftest import AssistantFolder
 from tests.ui_support import Page, budget_team, cost, events, kinds, serving
 
@@ -222,6 +223,25 @@ class TestTheThreadList:
         assert sorted(told, key=str) == sorted(ran, key=str)
         assert events(view)[-1]["usage"] == streamed[-1]["usage"]  # costs by path included
         assert page.csrf
+
+    def test_a_thread_is_listed_as_of_its_own_state_not_its_sub_conversations(
+        self, tmp_path: Path
+    ) -> None:
+        db = tmp_path / "threads.sqlite"
+        with serving(demo_app(db)) as url, httpx.Client(base_url=url) as client:
+            page = Page.open(client)
+            thread = page.settle(page.start(TRIP))["thread_id"]
+            threads = client.get("/api/threads").json()["threads"]
+        with open_checkpointer(db) as saver:
+            root = saver.get_tuple(thread_config(thread))
+            newest = next(iter(saver.list(None)))
+        assert root is not None
+        # Waiting in two sub-assistants: their checkpoints, in the same thread, are newer.
+        assert newest.config["configurable"]["checkpoint_ns"].startswith("tools:")
+        assert newest.checkpoint["ts"] > root.checkpoint["ts"]
+        assert [(t["thread_id"], t["status"], t["updated"]) for t in threads] == [
+            (thread, "waiting", root.checkpoint["ts"])
+        ]
 
 
 class TestTheHumanInTheLoop:
