@@ -9,18 +9,23 @@ them somewhere known). Without Chromium the tests skip, except in CI (``CI=true`
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Locator, Page, expect, sync_playwright
 
-from tests.ui_support import free_port
+from assistant_graph.ui import create_app
+from tests.conftest import AssistantFolder
+from tests.ui_support import budget_team, cost, free_port, serving
 
 pytestmark = pytest.mark.browser
 
@@ -97,8 +102,9 @@ def browser() -> Iterator[BrowserContext]:
         context.close()
 
 
-@pytest.fixture
-def page(browser: BrowserContext, server: str, tmp_path: Path) -> Iterator[Page]:
+@contextmanager
+def opened(browser: BrowserContext, url: str, shots: Path) -> Iterator[Page]:
+    """A new tab on ``url``; no script error, dialog or console error may happen in it."""
     page = browser.new_page()
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
@@ -109,12 +115,18 @@ def page(browser: BrowserContext, server: str, tmp_path: Path) -> Iterator[Page]
             problems.append(f"console: {message.text}") if message.type == "error" else None
         ),
     )
-    page.goto(server)
+    page.goto(url)
     page.set_default_timeout(TIMEOUT_MS)
     yield page
-    page.screenshot(path=str(tmp_path / "last.png"), full_page=True)
+    page.screenshot(path=str(shots / "last.png"), full_page=True)
     page.close()
     assert problems == []
+
+
+@pytest.fixture
+def page(browser: BrowserContext, server: str, tmp_path: Path) -> Iterator[Page]:
+    with opened(browser, server, tmp_path) as page:
+        yield page
 
 
 def _start(page: Page, suggestion: str) -> None:
@@ -126,7 +138,7 @@ def _status(page: Page) -> Locator:
 
 
 def test_the_tree_fills_in_live_three_levels_deep_with_parallel_calls(
-    page: Page, tmp_path: Path
+    page: Page, server: str, tmp_path: Path
 ) -> None:
     _start(page, SIZES)
     running = page.locator('.node[data-path="proxy>researcher"][data-status="running"]')
@@ -140,15 +152,30 @@ def test_the_tree_fills_in_live_three_levels_deep_with_parallel_calls(
     expect(calculator).to_have_count(1)
     expect(calculator.locator(".badge").first).to_have_text("done")
     expect(calculator).to_contain_text('calculate(expression="69911 / 6371")')
-    expect(calculator.locator(".usage").first).to_contain_text("tokens")
-    expect(calculator.locator(".usage").first).to_contain_text("$")
+    # Tokens and cost as the events carry them: the calculator's own, and the turn's.
+    thread = page.evaluate("location.hash").removeprefix("#thread=")
+    final = httpx.get(f"{server}api/threads/{thread}").json()["turns"][-1]["records"][-1]
+    spent = final["event"]["usage"]
+    own = spent["by_path"]["proxy>researcher>calculator"]
+    assert own["cost_usd"] > 0
+    expect(calculator.locator(".usage").first).to_have_text(_usage_label(own))
+    root = page.locator('.node[data-path="proxy"] > .node-head .usage.rolled')
+    expect(root).to_have_text(f"Σ {_usage_label(spent['total'])}")
     ratio = researchers.nth(2)
     ratio.locator("details.input > summary").first.click()
     expect(ratio.locator(".forwarded")).to_contain_text("forwards the results of: call_")
     expect(ratio.locator(".exact-input").first).to_contain_text("Jupiter's mean radius is 69911 km")
     rows = page.locator(".timeline-row")
     expect(rows).to_have_count(5)
+    turn = re.compile(re.escape(f" · {_usage_label(spent['total'])}") + "$")
+    expect(rows.first.locator(".bar-call")).to_have_attribute("title", turn)
     expect(page.locator(".timeline .bar-model").first).to_be_visible()
+
+
+def _usage_label(usage: dict[str, Any]) -> str:
+    """Tokens and cost as the page writes them."""
+    tokens = f"{usage['input_tokens']} in, {usage['output_tokens']} out"
+    return f"{usage['total_tokens']} tokens ({tokens}) · ${usage['cost_usd']:.6f}"
 
 
 def test_a_sub_conversation_opens_by_its_uid(page: Page, tmp_path: Path) -> None:
@@ -239,3 +266,27 @@ def test_a_narrow_window_needs_no_sideways_scrolling(page: Page, tmp_path: Path)
     expect(_status(page)).to_have_text("done")
     page.screenshot(path=str(tmp_path / "narrow.png"), full_page=True)
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_an_unknown_cost_and_a_budget_that_ran_out_show_at_their_nodes(
+    browser: BrowserContext, folder: AssistantFolder, tmp_path: Path
+) -> None:
+    catalog, models = budget_team(folder)
+    app = create_app(catalog, model=models, db=tmp_path / "threads.sqlite")
+    with serving(app) as url, opened(browser, url, tmp_path) as page:
+        box = page.get_by_label("Message", exact=True)
+        box.fill("Note A, then B.")
+        box.press("Enter")
+        expect(_status(page)).to_have_text("incomplete")
+        page.screenshot(path=str(tmp_path / "budget.png"), full_page=True)
+        boss = page.locator('.node[data-path="boss"] > .node-head')
+        worker = page.locator('.node[data-path="boss>worker"] > .node-head')
+        expect(worker.locator(".badge")).to_have_text("incomplete: 280 of 250 tokens")
+        expect(boss.locator(".badge")).to_have_text("incomplete: 1,380 of 1,350 tokens")
+        expect(worker.locator(".usage")).to_have_text("280 tokens (250 in, 30 out) · cost unknown")
+        expect(boss.locator(".usage").first).to_have_text(
+            f"1100 tokens (1000 in, 100 out) · ${cost(1000, 100):.6f}"
+        )
+        expect(boss.locator(".usage.rolled")).to_have_text(
+            "Σ 1380 tokens (1250 in, 130 out) · cost unknown"
+        )

@@ -17,8 +17,10 @@ from starlette.routing import Mount
 from assistant_graph import build_assistant_graph, load_assistants, open_checkpointer, stream_events
 from assistant_graph.testing import ScriptedModels, ai, call_sub_assistant
 from assistant_graph.ui import create_app
-from assistant_graph.ui._demo import DEMO_PRICES, DEMO_RETRY, demo_catalog, demo_models
-from tests.ui_support import Page, events, kinds, serving
+from assistant_graph.ui._demo import DEMO_RETRY, demo_catalog, demo_models
+from assistant_graph.ui._threads import thread_config
+from tests.conftest import AssistantFolder
+from tests.ui_support import Page, budget_team, cost, events, kinds, serving
 
 SIZES = "How many times larger is Jupiter's radius than Earth's?"
 TRIP = "Help me plan a trip to another planet."
@@ -32,7 +34,6 @@ def demo_app(db: Path, **options: Any) -> Any:
         demo_catalog(),
         model=demo_models(latency=0.0),
         retry=DEMO_RETRY,
-        prices=DEMO_PRICES,
         db=db,
         **options,
     )
@@ -220,8 +221,27 @@ class TestTheThreadList:
         # Told from the thread: the same calls and results, each call whole in turn
         # (the run interleaved the parallel ones).
         assert sorted(told, key=str) == sorted(ran, key=str)
-        assert events(view)[-1]["usage"]["total"] == streamed[-1]["usage"]["total"]
+        assert events(view)[-1]["usage"] == streamed[-1]["usage"]  # costs by path included
         assert page.csrf
+
+    def test_a_thread_is_listed_as_of_its_own_state_not_its_sub_conversations(
+        self, tmp_path: Path
+    ) -> None:
+        db = tmp_path / "threads.sqlite"
+        with serving(demo_app(db)) as url, httpx.Client(base_url=url) as client:
+            page = Page.open(client)
+            thread = page.settle(page.start(TRIP))["thread_id"]
+            threads = client.get("/api/threads").json()["threads"]
+        with open_checkpointer(db) as saver:
+            root = saver.get_tuple(thread_config(thread))
+            newest = next(iter(saver.list(None)))
+        assert root is not None
+        # Waiting in two sub-assistants: their checkpoints, in the same thread, are newer.
+        assert newest.config["configurable"]["checkpoint_ns"].startswith("tools:")
+        assert newest.checkpoint["ts"] > root.checkpoint["ts"]
+        assert [(t["thread_id"], t["status"], t["updated"]) for t in threads] == [
+            (thread, "waiting", root.checkpoint["ts"])
+        ]
 
 
 class TestTheHumanInTheLoop:
@@ -285,6 +305,87 @@ class TestTheHumanInTheLoop:
         nothing = page.post(f"/api/threads/{done}/answers", {"answers": {"a": "b"}})
         assert nothing.status_code == 409
         assert "not waiting for any input" in nothing.json()["error"]
+
+
+class TestCostsAndBudgets:
+    def test_each_call_and_the_turn_cost_their_tokens_at_the_models_list_price(
+        self, page: Page
+    ) -> None:
+        view = page.settle(page.start(SIZES))
+        ends = {
+            ">".join(e["path"]): e["usage"]
+            for e in events(view)
+            if e["type"] == "sub_assistant_end"
+        }
+        final = events(view)[-1]["usage"]
+        # The calculator's one call, by hand: 41 words in, 5 out (the scripted model counts
+        # words), at $0.15 and $0.60 per million tokens (openai:gpt-4o-mini).
+        calculator = final["by_path"]["proxy>researcher>calculator"]
+        assert (calculator["input_tokens"], calculator["output_tokens"]) == (41, 5)
+        assert calculator["cost_usd"] == pytest.approx(cost(41, 5)) == pytest.approx(9.15e-6)
+        assert ends["proxy>researcher>calculator"]["by_path"]["calculator"] == calculator
+        for usage in final["by_path"].values():
+            assert usage["cost_usd"] == pytest.approx(
+                cost(usage["input_tokens"], usage["output_tokens"])
+            )
+        costs = [usage["cost_usd"] for usage in final["by_path"].values()]
+        assert final["total"]["cost_usd"] == pytest.approx(sum(costs))
+        # The researcher that asked the calculator: its own calls, then with the calculator's.
+        asking = next(
+            usage for usage in ends.values() if "researcher>calculator" in usage["by_path"]
+        )
+        own = asking["by_path"]["researcher"]["cost_usd"]
+        assert own == pytest.approx(cost(*_tokens(asking["by_path"]["researcher"])))
+        assert asking["total"]["cost_usd"] == pytest.approx(own + calculator["cost_usd"])
+
+    def test_an_unknown_price_stays_unknown_and_a_budget_that_ran_out_is_named(
+        self, tmp_path: Path, folder: AssistantFolder
+    ) -> None:
+        catalog, models = budget_team(folder)
+        app = create_app(catalog, model=models, db=tmp_path / "t.db")
+        with serving(app) as url, httpx.Client(base_url=url) as client:
+            page = Page.open(client)
+            view = page.settle(page.start("Note A, then B.", assistant="boss"))
+        assert view["status"] == "incomplete"
+        [end] = [e for e in events(view) if e["type"] == "sub_assistant_end"]
+        assert end["returning_incomplete"] is True
+        assert end["budget_exhausted"] == {"kind": "tokens", "limit": 250, "used": 280}
+        worker = end["usage"]["by_path"]["worker"]
+        assert (worker["total_tokens"], worker["cost_usd"]) == (280, None)
+        assert end["usage"]["total"]["cost_usd"] is None
+        final = events(view)[-1]
+        assert final["status"] == "incomplete"
+        assert final["budget_exhausted"] == {"kind": "tokens", "limit": 1350, "used": 1380}
+        assert final["usage"]["by_path"]["boss"]["cost_usd"] == pytest.approx(cost(1000, 100))
+        assert final["usage"]["by_path"]["boss>worker"]["cost_usd"] is None
+        assert final["usage"]["total"]["cost_usd"] is None
+
+    def test_a_turn_told_from_the_thread_has_the_costs_and_budgets_the_run_streamed(
+        self, tmp_path: Path, folder: AssistantFolder
+    ) -> None:
+        db = tmp_path / "threads.sqlite"
+        catalog, models = budget_team(folder)
+        with open_checkpointer(db) as saver:
+            graph = build_assistant_graph("boss", catalog, model=models, checkpointer=saver)
+            config: RunnableConfig = {"configurable": {"thread_id": "from-cli"}}
+            streamed = [e.to_dict() for e in stream_events(graph, "Note A, then B.", config)]
+        with (
+            serving(create_app(catalog, model=models, db=db)) as url,
+            httpx.Client(base_url=url) as client,
+        ):
+            view = client.get("/api/threads/from-cli").json()
+        assert view["status"] == "incomplete" and view["turns"][0]["recorded"] is False
+        told = events(view)
+        spent = ("usage", "budget_exhausted", "returning_incomplete", "status")
+        for kind in ("sub_assistant_end", "final"):
+            [ran] = [e for e in streamed if e["type"] == kind]
+            [again] = [e for e in told if e["type"] == kind]
+            assert {key: again.get(key) for key in spent} == {key: ran.get(key) for key in spent}
+            assert ran["budget_exhausted"] is not None
+
+
+def _tokens(usage: dict[str, Any]) -> tuple[int, int]:
+    return usage["input_tokens"], usage["output_tokens"]
 
 
 class TestFailures:
@@ -485,17 +586,6 @@ class TestTheCommand:
         result = CliRunner().invoke(app, ["ui", "--demo"])
         assert result.exit_code == 2
         assert "pip install 'assistant-graph[ui]'" in result.output
-
-    def test_a_bad_prices_file_names_the_file_and_the_field(self, tmp_path: Path) -> None:
-        from typer.testing import CliRunner
-
-        from assistant_graph.cli import app
-
-        prices = tmp_path / "prices.yaml"
-        prices.write_text("openai:gpt-4o-mini: {input: -1, output: 0.6}\n")
-        result = CliRunner().invoke(app, ["ui", "--demo", "--prices", str(prices)])
-        assert result.exit_code == 2
-        assert f"{prices}: openai:gpt-4o-mini.input:" in " ".join(result.output.split())
 
 
 @pytest.mark.postgres

@@ -1,5 +1,5 @@
-"""A real server for the web page's tests: uvicorn on a free loopback port, and reading its
-event streams."""
+"""A real server for the web page's tests: uvicorn on a free loopback port, reading its
+event streams, and a small team whose costs and budgets the page must show."""
 
 from __future__ import annotations
 
@@ -14,6 +14,13 @@ from typing import Any
 
 import httpx
 import uvicorn
+from langchain_core.messages import AIMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.tools import tool
+
+from assistant_graph import AssistantCatalog
+from assistant_graph.testing import ScriptedModels, ai, call_sub_assistant, call_tool
+from tests.conftest import AssistantFolder
 
 START_TIMEOUT = 20.0
 SETTLE_TIMEOUT = 30.0
@@ -115,3 +122,56 @@ def kinds(view: dict[str, Any], turn: int = -1) -> list[tuple[str, str]]:
         for event in events(view, turn)
         if event["type"] != "token"
     ]
+
+
+# A team with an unknown price and budgets that run out ----------------------------------
+
+GPT_4O_MINI = (0.15, 0.60)
+"""The list price of ``openai:gpt-4o-mini`` (USD per million input, output tokens), as the
+price table has it."""
+
+
+def cost(input_tokens: int, output_tokens: int, price: tuple[float, float] = GPT_4O_MINI) -> float:
+    """What a call costs at ``price``, by hand."""
+    return (input_tokens * price[0] + output_tokens * price[1]) / 1_000_000
+
+
+@tool
+def jot(text: str) -> str:
+    """Write a note down."""
+    return f"noted: {text}"
+
+
+def _spent(message: AIMessage, input_tokens: int, output_tokens: int) -> AIMessage:
+    """``message`` reporting the tokens a real model call would."""
+    total = input_tokens + output_tokens
+    message.usage_metadata = UsageMetadata(
+        input_tokens=input_tokens, output_tokens=output_tokens, total_tokens=total
+    )
+    return message
+
+
+def budget_team(folder: AssistantFolder) -> tuple[AssistantCatalog, ScriptedModels]:
+    """boss (``openai:gpt-4o-mini``, at most 1,350 tokens) asks worker, on
+    ``openai:house-model``, a model no price table knows; their scripted models.
+
+    The boss's first call takes 1,100 tokens, so the worker may spend the 250 left; its two
+    calls take 120 and 160: it stops with 280 of 250 tokens, before its second ``jot``.
+    Back in the boss, 1,380 of its 1,350 tokens are spent: the run stops incomplete
+    before the boss's second call. The scripted models are priced by the models the YAML
+    files name.
+    """
+    folder.add("boss", sub_assistants=["worker"], budget={"max_tokens": 1350})
+    folder.add("worker", callable=True, model="openai:house-model", tools=["tests.ui_support:jot"])
+    models = ScriptedModels(
+        {
+            "boss": [
+                _spent(ai(tool_calls=[call_sub_assistant("worker", "Note A, then B.")]), 1000, 100)
+            ],
+            "worker": [
+                _spent(ai(tool_calls=[call_tool("jot", text="A")]), 100, 20),
+                _spent(ai("Noted A.", tool_calls=[call_tool("jot", text="B")]), 150, 10),
+            ],
+        }
+    )
+    return folder.load(), models

@@ -500,21 +500,12 @@ def ui(
             "anywhere (threads in memory unless --db is given).",
         ),
     ] = False,
-    prices: Annotated[
-        Path | None,
-        typer.Option(
-            "--prices",
-            metavar="FILE",
-            help="YAML or JSON of model prices in USD per million tokens, e.g. "
-            "'openai:gpt-4o-mini: {input: 0.15, output: 0.6}', to show costs.",
-        ),
-    ] = None,
     keep_history: KeepHistoryOption = False,
 ) -> None:
     """Open a local web page to watch and steer the assistants: threads, the live
     delegation tree of each turn, a timeline, questions and approvals, failed runs."""
     settings = UiServeSettings(
-        assistants, db, model or None, host, port, token or None, demo, prices, keep_history
+        assistants, db, model or None, host, port, token or None, demo, keep_history
     )
     with _guard(Output()), bad_input():
         serve_ui(settings)

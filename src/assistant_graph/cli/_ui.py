@@ -39,8 +39,6 @@ class UiServeSettings:
     """The access token (needed beyond loopback)."""
     demo: bool = False
     """Serve the example team on scripted models."""
-    prices: Path | None = None
-    """A YAML or JSON file of model prices."""
     keep_history: bool = False
     """Keep every checkpoint."""
 
@@ -49,8 +47,7 @@ def serve_ui(settings: UiServeSettings) -> None:
     """Build the app and serve it until stopped.
 
     Raises:
-        CliFailure: The ``ui`` extra is missing, the address needs a token, or the
-            prices file is invalid.
+        CliFailure: The ``ui`` extra is missing, or the address needs a token.
         AssistantConfigError: The assistants folder is missing or invalid.
     """
     try:
@@ -65,7 +62,6 @@ def serve_ui(settings: UiServeSettings) -> None:
             settings.assistants,
             db=settings.db,
             model=settings.model,
-            prices=settings.prices,
             token=settings.token,
             demo=settings.demo,
             keep_history=settings.keep_history,

@@ -22,7 +22,6 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,18 +32,11 @@ from assistant_graph._model_calls import RetryPolicy
 from assistant_graph._models import ModelOverride
 from assistant_graph._persistence import MEMORY
 from assistant_graph.ui._app import build_app
-from assistant_graph.ui._demo import (
-    DEMO_PRICES,
-    DEMO_RETRY,
-    DEMO_SUGGESTIONS,
-    demo_catalog,
-    demo_models,
-)
-from assistant_graph.ui._prices import Price, model_prices, read_prices
+from assistant_graph.ui._demo import DEMO_RETRY, DEMO_SUGGESTIONS, demo_catalog, demo_models
 from assistant_graph.ui._runs import Runs, UiSettings
 from assistant_graph.ui._security import TOKEN_ENV, Guard, check_exposure
 
-__all__ = ["TOKEN_ENV", "Price", "check_exposure", "create_app"]
+__all__ = ["TOKEN_ENV", "check_exposure", "create_app"]
 
 
 def create_app(
@@ -53,7 +45,6 @@ def create_app(
     db: str | Path | None = None,
     checkpointer: BaseCheckpointSaver[Any] | None = None,
     model: ModelOverride = None,
-    prices: Mapping[str, Price | Mapping[str, float]] | str | Path | None = None,
     token: str | None = None,
     demo: bool = False,
     keep_history: bool = False,
@@ -72,9 +63,6 @@ def create_app(
             does not reach this one.
         model: Replaces every assistant's model (a ``provider:model`` string, a chat
             model, or a function of the schema), as ``--model`` does.
-        prices: US dollars per million tokens by model (``{"openai:gpt-4o-mini":
-            {"input": 0.15, "output": 0.6}}``), or a YAML/JSON file of them; the page
-            shows costs for the assistants whose model has a price.
         token: An access token every request must carry (needed to listen beyond
             loopback; see :func:`check_exposure`). Without one only requests addressed
             to a loopback name (``localhost``, ``127.0.0.1``) are served.
@@ -87,17 +75,14 @@ def create_app(
 
     Raises:
         AssistantConfigError: The assistants folder is missing or invalid.
-        ValueError: The prices are invalid.
     """
     if demo:
         catalog, model = demo_catalog(), demo_models()
         db = MEMORY if db is None and checkpointer is None else db
-        prices = DEMO_PRICES if prices is None else prices
     elif isinstance(assistants, AssistantCatalog):
         catalog = assistants
     else:
         catalog = load_assistants(assistants or DEFAULT_ASSISTANTS_FOLDER)
-    table = _prices(prices)
     settings = UiSettings(
         catalog,
         db=None if db is None else str(db),
@@ -106,19 +91,5 @@ def create_app(
         keep_history=keep_history,
         retry=DEMO_RETRY if demo and retry is None else retry,
     )
-    options = {
-        "demo": demo,
-        "suggestions": list(DEMO_SUGGESTIONS) if demo else [],
-        "prices": model_prices(catalog, table, model),
-    }
+    options = {"demo": demo, "suggestions": list(DEMO_SUGGESTIONS) if demo else []}
     return build_app(Runs(settings), token, options)
-
-
-def _prices(
-    prices: Mapping[str, Price | Mapping[str, float]] | str | Path | None,
-) -> dict[str, Price]:
-    if prices is None:
-        return {}
-    if isinstance(prices, str | Path):
-        return read_prices(prices)
-    return {name: Price.model_validate(value) for name, value in prices.items()}

@@ -4,7 +4,7 @@ thread (server-sent events), and the page's files.
 ====================================  ===================================================
 ``GET  /``                            the page (its CSRF token in a ``<meta>``)
 ``GET  /static/...``                  its script and style (package data)
-``GET  /api/config``                  the assistants, their prices, demo suggestions
+``GET  /api/config``                  the assistants, demo suggestions
 ``GET  /api/threads``                 the thread list, newest first
 ``POST /api/threads``                 ``{"assistant", "message"}``: start a thread
 ``GET  /api/threads/{id}``            one thread: status, pending requests, turns
@@ -47,7 +47,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 def build_app(runs: Runs, guard_token: str | None, options: Mapping[str, Any]) -> Guard:
     """The app serving ``runs``, behind the :class:`~._security.Guard`; ``options`` are
-    what ``/api/config`` tells the page besides the assistants (prices, demo)."""
+    what ``/api/config`` tells the page besides the assistants (demo, suggestions)."""
     routes = _Routes(runs, dict(options))
 
     @asynccontextmanager

@@ -35,11 +35,9 @@ from assistant_graph._model_calls import RetryPolicy
 from assistant_graph._state import message_text
 from assistant_graph._sub_assistant import final_answer, read_artifact
 from assistant_graph.testing import ModelCall, ScriptedModels, ai, call_sub_assistant, call_tool
-from assistant_graph.ui._prices import Price
 
 __all__ = [
     "DEMO_LATENCY",
-    "DEMO_PRICES",
     "DEMO_RETRY",
     "DEMO_SUGGESTIONS",
     "SimulatedOutageError",
@@ -49,9 +47,6 @@ __all__ = [
 
 DEMO_LATENCY = 0.3
 """Seconds each scripted model call takes, so the tree can be watched filling in."""
-DEMO_PRICES = {"openai:gpt-4o-mini": Price(input=0.15, output=0.60)}
-"""The example team's model at OpenAI's list price (USD per million tokens, as published
-in July 2024), so the demo shows costs; scripted calls cost nothing real."""
 DEMO_RETRY = RetryPolicy(max_attempts=2, initial_delay=0.2, max_delay=0.2, jitter=0.0)
 """One quick retry, so the demo's failure shows a retry before the run fails."""
 DEMO_SUGGESTIONS = (

@@ -3,9 +3,9 @@
 A turn this server ran is shown from the events it recorded (with their times). A turn run
 before it started, or by the CLI, left only the thread: its messages, and in each
 sub-assistant tool result the artifact with the exact input, the sub-assistant's own
-messages (recursively) and the tokens. :func:`turn_events` turns those into the same
-events the run streamed, in the same order, so the page draws one kind of tree; only the
-times (and so the timeline) are missing.
+messages (recursively), the tokens and cost, and the budget that ran out if one did.
+:func:`turn_events` turns those into the same events the run streamed, in the same order,
+so the page draws one kind of tree; only the times (and so the timeline) are missing.
 """
 
 from __future__ import annotations
@@ -41,7 +41,11 @@ def split_turns(messages: Sequence[BaseMessage]) -> list[tuple[HumanMessage, lis
 
 
 def turn_events(
-    root: str, replies: Sequence[BaseMessage], *, status: str = "completed"
+    root: str,
+    replies: Sequence[BaseMessage],
+    *,
+    status: str = "completed",
+    budget_exhausted: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """The events of one turn of assistant ``root``, as the run would have streamed them.
 
@@ -49,6 +53,8 @@ def turn_events(
         root: The root assistant.
         replies: The messages after the person's message, up to the next one.
         status: How the turn ended (``final`` event), as far as the thread tells.
+        budget_exhausted: For an ``incomplete`` turn, the root's budget that ran out (the
+            thread's ``budget_exhausted``).
     """
     origin = Origin((root,))
     events = [event.to_dict() for event in _events(origin, replies)]
@@ -62,6 +68,7 @@ def turn_events(
         thread_id=None,
         status=status,
         usage=usage_of_messages(root, replies),
+        budget_exhausted=dict(budget_exhausted) if budget_exhausted else None,
     )
     return [*events, final.to_dict()]
 
@@ -98,4 +105,5 @@ def _sub_assistant_call(
         subgraph_uid=artifact["subgraph_uid"],
         returning_incomplete=artifact["returning_incomplete"],
         usage=artifact["usage"],
+        budget_exhausted=artifact.get("budget_exhausted"),
     )

@@ -440,7 +440,8 @@ class Runs:
             else:
                 last = index == len(split) - 1
                 final = _FINAL_STATUS.get(status, "completed") if last else "completed"
-                events = turn_events(assistant, replies, status=final)
+                stop = values.get("budget_exhausted") if final == "incomplete" else None
+                events = turn_events(assistant, replies, status=final, budget_exhausted=stop)
                 records, is_recorded = [{"ts": None, "event": event} for event in events], False
             turns.append(
                 {

@@ -17,7 +17,7 @@ const STATUS_LABELS = {
 };
 
 const state = {
-  config: { assistants: [], prices: {}, suggestions: [], demo: false },
+  config: { assistants: [], suggestions: [], demo: false },
   threads: [],
   threadId: null,
   thread: null, // { thread_id, assistant, status, pending, turns: [{id, message, recorded, records}] }
@@ -52,8 +52,25 @@ function $(id) {
   return document.getElementById(id);
 }
 
-function badge(status) {
-  return h("span", { class: `badge status-${status}` }, STATUS_LABELS[status] || status);
+function badge(status, budget) {
+  const label = STATUS_LABELS[status] || status;
+  const ranOut = status === "incomplete" && budget ? budgetText(budget) : "";
+  return h(
+    "span",
+    { class: `badge status-${status}`, title: ranOut ? `its ${budget.kind} budget ran out` : null },
+    ranOut ? `${label}: ${ranOut}` : label,
+  );
+}
+
+function budgetText(budget) {
+  // What a budget that ran out allowed and what was used: "280 of 250 tokens".
+  const count = (value) => Math.round(value).toLocaleString("en-US");
+  const { kind, limit, used } = budget;
+  if (kind === "tokens") return `${count(used)} of ${count(limit)} tokens`;
+  if (kind === "steps") return `${count(used)} of ${count(limit)} model calls`;
+  if (kind === "cost") return `$${used.toFixed(4)} of $${limit.toFixed(4)}`;
+  if (kind === "time") return `${used.toFixed(0)} s of ${limit} s`;
+  return `${kind}: ${used} of ${limit}`;
 }
 
 function remembered(key, element, openByDefault) {
@@ -106,41 +123,49 @@ async function act(promise) {
 
 // Usage and cost ---------------------------------------------------------------------------
 
-function usageCost(usage) {
-  // The cost of a usage summary, by the price of each path's last assistant (null: no price).
-  let cost = 0;
-  let priced = false;
-  for (const [path, tokens] of Object.entries((usage && usage.by_path) || {})) {
-    const price = state.config.prices[path.split(">").pop()];
-    if (!price) continue;
-    priced = true;
-    cost += (tokens.input_tokens * price.input + tokens.output_tokens * price.output) / 1e6;
-  }
-  return priced ? cost : null;
+// Costs are the events' own cost_usd (US dollars). null (or missing, in threads from before
+// costs were recorded) is unknown: some model call had no known price. Unknown stays
+// unknown in every sum and is never shown as $0.
+
+const TOKEN_KEYS = ["input_tokens", "output_tokens", "total_tokens"];
+
+function addCost(a, b) {
+  return a === null || a === undefined || b === null || b === undefined ? null : a + b;
+}
+
+function addTokens(into, tokens) {
+  for (const key of TOKEN_KEYS) into[key] += tokens[key] || 0;
+  into.cost_usd = addCost(into.cost_usd, tokens.cost_usd);
+}
+
+function noTokens() {
+  return { input_tokens: 0, output_tokens: 0, total_tokens: 0, cost_usd: 0 };
 }
 
 function mergeUsage(into, usage) {
   for (const [path, tokens] of Object.entries((usage && usage.by_path) || {})) {
-    const sum = (into.by_path[path] ||= { input_tokens: 0, output_tokens: 0, total_tokens: 0 });
-    for (const key of Object.keys(sum)) sum[key] += tokens[key] || 0;
-    for (const key of Object.keys(into.total)) into.total[key] += tokens[key] || 0;
+    addTokens((into.by_path[path] ||= noTokens()), tokens);
+    addTokens(into.total, tokens);
   }
   return into;
 }
 
 function emptyUsage() {
-  return { total: { input_tokens: 0, output_tokens: 0, total_tokens: 0 }, by_path: {} };
+  return { total: noTokens(), by_path: {} };
 }
 
 function ownUsage(usage, key) {
   return { total: { ...usage.by_path[key] }, by_path: { [key]: usage.by_path[key] } };
 }
 
+function costLabel(cost) {
+  return cost === null || cost === undefined ? "cost unknown" : `$${cost.toFixed(6)}`;
+}
+
 function usageLabel(usage) {
   if (!usage || !usage.total.total_tokens) return "";
-  const cost = usageCost(usage);
-  const tokens = `${usage.total.total_tokens} tokens (${usage.total.input_tokens} in, ${usage.total.output_tokens} out)`;
-  return cost === null ? tokens : `${tokens} · $${cost.toFixed(6)}`;
+  const { total_tokens: total, input_tokens: input, output_tokens: output, cost_usd: cost } = usage.total;
+  return `${total} tokens (${input} in, ${output} out) · ${costLabel(cost)}`;
 }
 
 // The tree of a turn, from its events ---------------------------------------------------
@@ -158,6 +183,7 @@ function newNode(key, path, args) {
     message: null,
     uid: null,
     usage: null,
+    budget: null,
     result: null,
     start: null,
     end: null,
@@ -222,6 +248,7 @@ const handlers = {
     think(node, ts);
     if (event.status !== "error") node.uid = event.subgraph_uid; // a failed call kept nothing
     node.usage = event.usage || node.usage;
+    node.budget = event.budget_exhausted || null;
     node.end = ts;
     if (event.status === "error") node.status = "failed";
     else node.status = event.returning_incomplete ? "incomplete" : "done";
@@ -294,6 +321,7 @@ const handlers = {
     tree.end = ts;
     top.end = ts;
     mergeUsage(top.usage, event.usage);
+    top.budget = event.budget_exhausted || null;
     const status = { completed: "done", incomplete: "incomplete", interrupted: "waiting", error: "failed" }[event.status];
     top.status = status || "done";
     for (const node of tree.nodes.values()) {
@@ -328,7 +356,7 @@ function renderNode(node, tree, pending, depth) {
     "div",
     { class: "node-head" },
     h("span", { class: "node-name" }, node.name),
-    badge(node.status),
+    badge(node.status, node.budget),
     node.uid
       ? h("button", {
           type: "button",
@@ -363,7 +391,7 @@ function renderNode(node, tree, pending, depth) {
       class: `node status-${node.status}`,
       dataset: { key: node.key, path: node.path.join(">"), status: node.status },
       role: "group",
-      "aria-label": `${node.name}: ${STATUS_LABELS[node.status] || node.status}`,
+      "aria-label": `${node.name}: ${head.querySelector(".badge").textContent}`,
     },
     head,
     body,
@@ -477,7 +505,8 @@ function renderTimeline(tree, running) {
   const visit = (node, depth) => {
     if (node.start === null && node.key !== "root") return;
     const from = node.start ?? tree.start;
-    const bars = [h("div", { class: `bar-call status-${node.status}`, style: { left: at(from), width: width(from, node.end) }, title: `${node.name}: ${secs(from, node.end ?? end)}` })];
+    const spent = usageLabel(node.usage); // with everything it delegated
+    const bars = [h("div", { class: `bar-call status-${node.status}`, style: { left: at(from), width: width(from, node.end) }, title: `${node.name}: ${secs(from, node.end ?? end)}${spent ? ` · ${spent}` : ""}` })];
     for (const bar of node.bars) {
       bars.push(h("div", { class: `bar-${bar.kind}`, style: { left: at(bar.from), width: width(bar.from, bar.to) }, title: `${bar.kind === "model" ? "model call" : "waiting for the person"}: ${secs(bar.from, bar.to ?? end)}` }));
     }
