@@ -33,6 +33,7 @@ import psycopg
 import yaml
 
 from assistant_graph import load_assistants
+from assistant_graph.studio import THREAD_LOCKS_ENV
 from assistant_graph.testing import (
     ChatRequest,
     ScriptedOpenAIServer,
@@ -282,6 +283,17 @@ class AgentServer:
         pid = int(match.group(1))
         return next((i for i in self.instances if i.pid == pid), None)
 
+    def picked_up(self, run_id: str) -> list[Instance]:
+        """The instances whose worker picked up ``run_id`` (from their logs)."""
+        return [
+            i
+            for i in self.instances
+            if any(
+                "Worker picked up run" in line and run_id in line
+                for line in i.log.read_text(errors="replace").splitlines()
+            )
+        ]
+
     def retries_of(self, run_id: str) -> int:
         """How many times the reaper put ``run_id`` back in the queue after its worker died."""
         with psycopg.connect(self.database_url) as connection:
@@ -330,7 +342,12 @@ def server_environment(
 
 @contextmanager
 def agent_server(
-    postgres_url: str, workdir: Path, workers: int, variables: Mapping[str, str]
+    postgres_url: str,
+    workdir: Path,
+    workers: int,
+    variables: Mapping[str, str],
+    *,
+    thread_locks: bool = False,
 ) -> Iterator[AgentServer]:
     """Redis, a fresh database and ``workers`` Aegra instances; all stopped afterwards.
 
@@ -339,12 +356,14 @@ def agent_server(
         workdir: Where the logs go.
         workers: How many instances (worker processes) to start.
         variables: More environment for the instances (model settings, assistants folder).
+        thread_locks: Guard the served threads by advisory locks in the server's database
+            (``ASSISTANT_GRAPH_THREAD_LOCKS``, as the README's recipe does).
     """
     redis = Redis(workdir)
     with fresh_database(postgres_url) as database_url:
-        server = AgentServer(
-            workdir, database_url, redis, server_environment(database_url, redis.url, variables)
-        )
+        locks = {THREAD_LOCKS_ENV: database_url} if thread_locks else {}
+        environment = server_environment(database_url, redis.url, {**locks, **variables})
+        server = AgentServer(workdir, database_url, redis, environment)
         try:
             redis.start()
             server.start_instance()  # the first one migrates the new database alone

@@ -12,6 +12,7 @@ results came back this turn), so runs on many threads at once never share a scri
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import subprocess
@@ -35,6 +36,7 @@ from assistant_graph.events import (
     ToolCallEvent,
     ToolResultEvent,
 )
+from assistant_graph.studio import THREAD_LOCKS_ENV
 from assistant_graph.testing import ScriptedOpenAIServer
 from tests.agent_server_support import (
     AEGRA_CONFIG,
@@ -101,7 +103,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             "OPENAI_BASE_URL": models.url,
             "ASSISTANT_GRAPH_ASSISTANTS": str(assistants),
         }
-        with agent_server(postgres_url, root, WORKERS, variables) as server:
+        # Every scenario runs with our thread guard on, as the README's recipe has it.
+        with agent_server(postgres_url, root, WORKERS, variables, thread_locks=True) as server:
             yield Served(server, models, team)
             assert models.errors == [], server.logs()
 
@@ -186,7 +189,7 @@ def test_the_readme_recipe_is_the_one_the_tests_run() -> None:
     for name, value in SERVER_SETTINGS.items():
         if name in README_SETTINGS:
             assert f"{name}={value}" in readme, name
-    for name in ("DATABASE_URL", "REDIS_URL", "AEGRA_CONFIG"):
+    for name in ("DATABASE_URL", "REDIS_URL", "AEGRA_CONFIG", THREAD_LOCKS_ENV):
         assert f"export {name}=" in readme or f" {name}=" in readme, name
     assert "-e '.[agent-server]'" in readme and "-e '.[agent-server]'" in ci
 
@@ -372,6 +375,56 @@ async def test_a_second_run_on_a_busy_thread_is_rejected_or_queued_by_the_server
         await first.runs.join(thread_id, busy["run_id"])
         for run in await first.runs.list(thread_id):
             await first.runs.join(thread_id, run["run_id"])
+
+
+async def test_with_thread_locks_a_second_run_on_a_busy_thread_ends_error_and_nothing_is_lost(
+    clients: list[LangGraphClient], served: Served
+) -> None:
+    """``ASSISTANT_GRAPH_THREAD_LOCKS`` (set for this server): our thread guard's advisory
+    lock, in the server's database, rejects a run on a busy thread before it touches the
+    thread, whichever worker takes it."""
+    first, second = clients
+    thread_id = await _new_thread(first)
+    served.team.waiting.clear()
+    served.team.gate.clear()
+    rejected: list[Any] = []
+    try:
+        busy = await first.runs.create(thread_id, "proxy", input=_user("slow g1"))
+        await _until(served.team.waiting.is_set, "the first run to reach the slow researcher")
+        [holder] = served.server.picked_up(busy["run_id"])
+        for attempt in range(REJECTION_ATTEMPTS):  # until the other worker has taken one
+            run_id = (
+                await second.runs.create(thread_id, "proxy", input=_user(f"load g2 {attempt}"))
+            )["run_id"]
+            rejected.append(
+                await _until(functools.partial(_ended, second, thread_id, run_id), "end")
+            )
+            if holder not in served.server.picked_up(run_id):
+                break
+    finally:
+        served.team.gate.set()
+    await first.runs.join(thread_id, busy["run_id"])
+    state = await first.threads.get_state(thread_id)
+    history = json.dumps(await first.threads.get_history(thread_id, limit=100))
+    later: Any = await second.runs.wait(thread_id, "proxy", input=_user("continue g3"))
+
+    busy_error = f"a run is in progress on thread {thread_id!r}"
+    assert [(r["status"], busy_error in str(r.get("error_message"))) for r in rejected] == [
+        ("error", True)
+    ] * len(rejected), rejected
+    assert holder not in served.server.picked_up(rejected[-1]["run_id"])  # the other worker
+    assert (await first.runs.get(thread_id, busy["run_id"]))["status"] == "success"
+    turn = _messages(state["values"])
+    assert [t for t, _ in turn] == ["human", "ai", "tool", "tool", "ai"]  # the first turn only
+    assert turn[0] == ("human", "slow g1")
+    assert turn[-1] == ("ai", "slow g1: Mars is 6779 km wide | writer wrote g1 (earlier turns: 0)")
+    assert "g2" not in history  # no checkpoint of the thread holds the rejected runs' input
+    assert not [r for r in served.models.requests if "g2" in r.last_user_message]
+    assert _messages(later)[-1] == ("ai", "continue g3: writer wrote g3 (earlier turns: 1)")
+    assert (await first.threads.get(thread_id))["status"] == "idle"
+
+
+REJECTION_ATTEMPTS = 5
 
 
 # -- secrets -------------------------------------------------------------------------------

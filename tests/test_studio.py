@@ -33,6 +33,7 @@ import pytest
 import yaml
 from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph_cli.config import validate_config_file
 from langgraph_sdk import get_client, get_sync_client
@@ -47,6 +48,7 @@ from assistant_graph import (
     load_assistants,
     studio,
 )
+from assistant_graph._thread_guard import GuardedGraph
 from assistant_graph.events import (
     AssistantEvent,
     FinalEvent,
@@ -57,7 +59,7 @@ from assistant_graph.events import (
     ToolCallEvent,
     ToolResultEvent,
 )
-from assistant_graph.studio import build_studio_graph
+from assistant_graph.studio import THREAD_LOCKS_ENV, build_studio_graph
 from assistant_graph.testing import (
     ChatRequest,
     ScriptedOpenAIServer,
@@ -172,6 +174,26 @@ def test_an_edited_assistant_is_compiled_again(
     folder.add("solo", instructions="You are solo, and brief.")
 
     assert build_studio_graph("solo", folder=folder.path) is not first
+
+
+def test_thread_locks_from_the_environment_guard_the_served_graphs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    unguarded = build_studio_graph("proxy")
+    url = "postgresql://agtest:s3cret-pw@127.0.0.1:5432/assistants"
+    monkeypatch.setenv(THREAD_LOCKS_ENV, url)
+
+    guarded = build_studio_graph("proxy")
+    served = guarded.copy(update={"checkpointer": InMemorySaver(), "store": None})
+
+    assert not isinstance(unguarded, GuardedGraph)
+    assert isinstance(served, GuardedGraph) and served.thread_guard.locks_url == url
+    assert served.thread_guard.if_busy == "reject"
+    monkeypatch.setenv(THREAD_LOCKS_ENV, url.replace("postgresql:", "postgresql+asyncpg:"))
+    with pytest.raises(ValueError, match=f"{THREAD_LOCKS_ENV} must be a PostgreSQL URL") as bad:
+        build_studio_graph("proxy")
+    assert "s3cret-pw" not in str(bad.value) and "'postgresql+asyncpg'" in str(bad.value)
 
 
 # -- langgraph dev, end to end ---------------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.memory import InMemorySaver
 
 from assistant_graph import (
     AssistantCatalog,
@@ -380,6 +381,33 @@ class TestAsyncSavers:
         finally:
             holder.kill()
             holder.join()
+
+
+def test_thread_locks_guard_a_graph_without_a_checkpointer_in_a_copy_with_one(
+    processes: ForkServerContext, postgres_url: str
+) -> None:
+    """``thread_locks`` (what ``ASSISTANT_GRAPH_THREAD_LOCKS`` gives served graphs): the
+    advisory lock of a PostgreSQL checkpointer's guard, kept in the copy with a
+    checkpointer of its own that a server runs (Aegra: ``graph.copy(update=...)``)."""
+    thread = f"thread-locks-{time.monotonic_ns()}"
+    models = ScriptedModels({"solo": [echo]})
+    graph = build_assistant_graph("solo", SOLO, model=models, thread_locks=postgres_url)
+    served = graph.copy(update={"checkpointer": InMemorySaver(), "store": None})
+    started = processes.Event()
+    holder = processes.Process(target=hold_thread, args=(postgres_url, thread, started))
+    holder.start()
+    try:
+        assert started.wait(30)
+        with pytest.raises(ThreadBusyError, match=f"a run is in progress on thread '{thread}'"):
+            served.invoke({"messages": [HumanMessage("busy")]}, config(thread))
+        assert models.calls("solo") == []
+        assert served.get_state(config(thread)).values == {}  # nothing written
+    finally:
+        holder.kill()
+        holder.join()
+    waits = config(thread, if_busy="enqueue", busy_timeout=10)  # the killed session's lock goes
+    result = served.invoke({"messages": [HumanMessage("after")]}, waits)
+    assert [m.content for m in result["messages"]] == ["after", "reply to after"]
 
 
 def test_a_thread_is_not_compacted_while_another_process_runs_on_it(

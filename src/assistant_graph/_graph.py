@@ -118,6 +118,9 @@ class AssistantGraphBuilder:
     """What a run on a thread that another run holds does (see :mod:`._thread_guard`)."""
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT
     """Seconds an ``enqueue`` run waits for its thread."""
+    thread_locks: str | None = None
+    """A PostgreSQL URL: root graphs hold their threads by advisory locks there, also
+    when compiled without a checkpointer (a server that supplies its own)."""
     _subgraphs: dict[str, CompiledStateGraph[Any, Any, Any, Any]] = field(
         default_factory=dict, init=False, repr=False
     )
@@ -132,7 +135,7 @@ class AssistantGraphBuilder:
         """
         for reachable in self.catalog.reachable_from(name)[1:]:
             self.subgraph(reachable)
-        return self._compile(name, checkpointer)
+        return self._compile(name, checkpointer, locks_url=self.thread_locks)
 
     def subgraph(self, name: str) -> CompiledStateGraph[Any, Any, Any, Any]:
         """The graph of assistant ``name``, compiled to inherit its caller's checkpointer."""
@@ -153,7 +156,10 @@ class AssistantGraphBuilder:
         )
 
     def _compile(
-        self, name: str, checkpointer: BaseCheckpointSaver[Any] | bool | None
+        self,
+        name: str,
+        checkpointer: BaseCheckpointSaver[Any] | bool | None,
+        locks_url: str | None = None,
     ) -> CompiledStateGraph[Any, Any, Any, Any]:
         schema = self.catalog[name]
         tools, approvals = connect_mcp_tools(
@@ -178,7 +184,9 @@ class AssistantGraphBuilder:
             schema.max_model_calls, summarizes=schema.summarize_after_tokens is not None
         )
         configured = compiled.with_config(recursion_limit=limit, max_concurrency=MAX_CONCURRENCY)
-        guard = guard_for(checkpointer, if_busy=self.if_busy, busy_timeout=self.busy_timeout)
+        guard = guard_for(
+            checkpointer, if_busy=self.if_busy, busy_timeout=self.busy_timeout, locks_url=locks_url
+        )
         graph = configured if guard is None else GuardedGraph.around(configured, guard)
         return with_mcp_sessions(graph) if catalog_uses_mcp(self.catalog) else graph
 
@@ -208,6 +216,7 @@ def build_assistant_graph(
     retry: RetryPolicy | None = None,
     if_busy: IfBusy = "reject",
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+    thread_locks: str | None = None,
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
     """Compile assistant ``name`` of ``catalog`` into a LangGraph graph.
 
@@ -232,6 +241,9 @@ def build_assistant_graph(
             ``configurable.if_busy``.
         busy_timeout: Seconds an ``enqueue`` run waits at most
             (``configurable.busy_timeout`` per run).
+        thread_locks: A PostgreSQL URL (``postgresql://...``): runs hold their thread by
+            an advisory lock in that database, as with a PostgreSQL checkpointer, also
+            without a checkpointer of the graph's own (a server that supplies one).
 
     Returns:
         The compiled graph.
@@ -255,6 +267,7 @@ def build_assistant_graph(
         retry=retry or RetryPolicy(),
         if_busy=check_policy(if_busy),
         busy_timeout=busy_timeout,
+        thread_locks=thread_locks,
     )
     return builder.graph(name, checkpointer=checkpointer)
 

@@ -13,6 +13,11 @@ SQLite (a file)            an OS file lock next to the database (``<db>.runs/``)
 anything else, in memory   a lock in this process
 =========================  =================================================================
 
+A guard can also be given a PostgreSQL URL of its own (``locks_url``): its runs then take
+the advisory lock there whatever the checkpointer is. That is how graphs compiled without
+one are guarded on a server that supplies its own checkpointer (:mod:`assistant_graph.studio`,
+``ASSISTANT_GRAPH_THREAD_LOCKS``).
+
 Each lock is held by a process, so the operating system or PostgreSQL releases it when the
 process dies: a killed run never leaves its thread locked. Every kind is also locked in
 this process first (PostgreSQL advisory locks and file locks are re-entrant within one
@@ -109,10 +114,10 @@ class _Lock(Protocol):
 class _ProcessLocks:
     """The in-process half of every guard: one lock per (store, thread)."""
 
-    _locks: dict[tuple[int, str], threading.Lock] = field(default_factory=dict)
+    _locks: dict[tuple[object, str], threading.Lock] = field(default_factory=dict)
     _mutex: threading.Lock = field(default_factory=threading.Lock)
 
-    def get(self, store: int, thread_id: str) -> threading.Lock:
+    def get(self, store: object, thread_id: str) -> threading.Lock:
         """The lock of ``thread_id`` in the store with identity ``store``."""
         with self._mutex:
             return self._locks.setdefault((store, thread_id), threading.Lock())
@@ -138,6 +143,9 @@ class ThreadGuard:
     """The default policy when the thread is busy."""
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT
     """Seconds ``enqueue`` waits at most."""
+    locks_url: str | None = None
+    """A PostgreSQL URL whose advisory locks hold the threads, instead of the lock that
+    ``checkpointer``'s store gives (for graphs run with a checkpointer they do not own)."""
 
     @contextmanager
     def hold(self, config: RunnableConfig | None) -> Iterator[None]:
@@ -195,7 +203,7 @@ class ThreadGuard:
             return None
         policy = check_policy(configurable.get(IF_BUSY_KEY) or self.if_busy)
         timeout = float(configurable.get(BUSY_TIMEOUT_KEY) or self.busy_timeout)
-        return _Attempt(str(thread_id), policy, timeout, self.checkpointer)
+        return _Attempt(str(thread_id), policy, timeout, self.checkpointer, self.locks_url)
 
 
 @dataclass
@@ -206,6 +214,7 @@ class _Attempt:
     policy: str
     timeout: float
     checkpointer: Any
+    locks_url: str | None = None
     _local: threading.Lock | None = None
     _store: _Lock | None = None
 
@@ -215,11 +224,11 @@ class _Attempt:
 
     def try_take(self) -> bool:
         """Take both locks, or neither."""
-        local = _PROCESS_LOCKS.get(id(self.checkpointer), self.thread_id)
+        local = _PROCESS_LOCKS.get(self.locks_url or id(self.checkpointer), self.thread_id)
         if not local.acquire(blocking=False):
             return False
         if self._store is None:
-            self._store = _store_lock(self.checkpointer, self.thread_id)
+            self._store = self._store_lock()
         try:
             taken = self._store.try_acquire()
         except BaseException:
@@ -248,7 +257,7 @@ class _Attempt:
     def check(self, deadline: float) -> None:
         """Raise :class:`ThreadBusyError` if waiting is over."""
         if time.monotonic() >= deadline:
-            store = self._store or _store_lock(self.checkpointer, self.thread_id)
+            store = self._store or self._store_lock()
             holder = store.holder()
             store.discard()
             self._store = None
@@ -256,6 +265,11 @@ class _Attempt:
             raise ThreadBusyError(
                 self.thread_id, since=holder.since, process=holder.process, waited=waited
             )
+
+    def _store_lock(self) -> _Lock:
+        if self.locks_url is not None:
+            return _PostgresLock(self.locks_url, _advisory_key(self.thread_id))
+        return _store_lock(self.checkpointer, self.thread_id)
 
 
 async def _take_in_worker(attempt: _Attempt) -> bool:
@@ -320,12 +334,18 @@ class GuardedGraph(CompiledStateGraph[Any, Any, Any, Any]):
 
 
 def guard_for(
-    checkpointer: Any, *, if_busy: IfBusy = "reject", busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+    checkpointer: Any,
+    *,
+    if_busy: IfBusy = "reject",
+    busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+    locks_url: str | None = None,
 ) -> ThreadGuard | None:
-    """The guard of graphs compiled with ``checkpointer`` (None without one)."""
-    if checkpointer is None or checkpointer is False or checkpointer is True:
+    """The guard of graphs compiled with ``checkpointer`` (None without one), or of
+    graphs whose threads are locked in the PostgreSQL database at ``locks_url``."""
+    has_store = checkpointer is not None and checkpointer is not False and checkpointer is not True
+    if locks_url is None and not has_store:
         return None
-    return ThreadGuard(checkpointer, if_busy, busy_timeout)
+    return ThreadGuard(checkpointer, if_busy, busy_timeout, locks_url)
 
 
 def _store_lock(checkpointer: Any, thread_id: str) -> _Lock:

@@ -27,6 +27,12 @@ Environment:
     ASSISTANT_GRAPH_ASSISTANTS: The assistants folder (default: ``assistants/`` of the
         repository checkout this package is installed from, else ``./assistants``).
     ASSISTANT_GRAPH_MODEL: A ``provider:model`` that replaces every assistant's model.
+    ASSISTANT_GRAPH_THREAD_LOCKS: A PostgreSQL URL (``postgresql://...``; usually the
+        server's own database). Set, every run holds its thread by an advisory lock there
+        (the thread guard of :mod:`assistant_graph._thread_guard`, policy ``reject``), so
+        that a second run on a busy thread fails at once with
+        :class:`~assistant_graph.ThreadBusyError` before it reads or writes the thread:
+        for servers that do not apply ``multitask_strategy`` themselves (Aegra 0.11).
 
 Per run (``configurable``):
     assistant_name: The assistant the generic graph runs (default: the first assistant,
@@ -42,6 +48,7 @@ import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeAlias
+from urllib.parse import urlsplit
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
@@ -61,11 +68,13 @@ __all__ = [
     "GRAPH_NAMES",
     "MODEL_ENV",
     "MODEL_KEY",
+    "THREAD_LOCKS_ENV",
     "GraphFactory",
     "assistants_folder",
     "build_studio_graph",
     "graph_factory",
     "make_graph",
+    "thread_locks_url",
     "warm_up",
 ]
 
@@ -73,6 +82,13 @@ ASSISTANTS_FOLDER_ENV = "ASSISTANT_GRAPH_ASSISTANTS"
 """Environment variable naming the assistants folder."""
 MODEL_ENV = "ASSISTANT_GRAPH_MODEL"
 """Environment variable with a ``provider:model`` that replaces every assistant's model."""
+THREAD_LOCKS_ENV = "ASSISTANT_GRAPH_THREAD_LOCKS"
+"""Environment variable with the PostgreSQL URL whose advisory locks guard served threads."""
+LOCKS_URL_SCHEMES = ("postgresql", "postgres")
+BAD_LOCKS_URL = (
+    "{variable} must be a PostgreSQL URL, postgresql://USER:PASSWORD@HOST:PORT/DATABASE, "
+    "not one of scheme {scheme!r}"
+)
 ASSISTANT_NAME_KEY = "assistant_name"
 """The ``configurable`` key that picks the assistant of the generic graph."""
 MODEL_KEY = "model"
@@ -127,6 +143,7 @@ def build_studio_graph(
         AssistantConfigError: If the folder is invalid or a model cannot be created (for
             instance ``OPENAI_API_KEY`` is not set).
         MissingConfigError: If the folder has no assistant of that name.
+        ValueError: If ``$ASSISTANT_GRAPH_THREAD_LOCKS`` is not a PostgreSQL URL.
 
     Example:
         >>> graph = build_studio_graph("proxy")  # doctest: +SKIP
@@ -137,7 +154,7 @@ def build_studio_graph(
     configurable = (config or {}).get("configurable") or {}
     model = configurable.get(MODEL_KEY) or os.environ.get(MODEL_ENV) or None
     chosen = name or configurable.get(ASSISTANT_NAME_KEY) or None
-    return _compiled(str(path), chosen, model, _fingerprint(path))
+    return _compiled(str(path), chosen, model, thread_locks_url(), _fingerprint(path))
 
 
 def graph_factory(name: str | None = None, *, folder: str | Path | None = None) -> GraphFactory:
@@ -163,13 +180,33 @@ make_graph: GraphFactory = graph_factory()
 """The generic graph: runs the assistant named by ``configurable.assistant_name``."""
 
 
+def thread_locks_url() -> str | None:
+    """``$ASSISTANT_GRAPH_THREAD_LOCKS``: where served runs lock their threads (None: unset).
+
+    Raises:
+        ValueError: If it is set to something other than a PostgreSQL URL (the message
+            names the variable and the scheme, never the URL, which may hold a password).
+    """
+    url = os.environ.get(THREAD_LOCKS_ENV) or None
+    if url is not None and urlsplit(url).scheme not in LOCKS_URL_SCHEMES:
+        scheme = urlsplit(url).scheme if "://" in url else ""
+        raise ValueError(BAD_LOCKS_URL.format(variable=THREAD_LOCKS_ENV, scheme=scheme))
+    return url
+
+
 @functools.lru_cache(maxsize=32)
 def _compiled(
-    folder: str, name: str | None, model: str | None, fingerprint: tuple[Any, ...]
+    folder: str,
+    name: str | None,
+    model: str | None,
+    thread_locks: str | None,
+    fingerprint: tuple[Any, ...],
 ) -> CompiledGraph:
-    """Compile once per folder content, assistant and model (``fingerprint`` keys the cache)."""
+    """Compile once per folder content, assistant, model and lock database
+    (``fingerprint`` keys the cache)."""
     catalog = load_assistants(folder)
-    return build_assistant_graph(name or _default_root(catalog), catalog, model=model)
+    root = name or _default_root(catalog)
+    return build_assistant_graph(root, catalog, model=model, thread_locks=thread_locks)
 
 
 def _default_root(catalog: AssistantCatalog) -> str:
