@@ -21,9 +21,11 @@ import gc
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from assistant_graph import store_messages_once
 from benchmarks.create_agent_thread import CreateAgentThread
 from benchmarks.harness import Mode, SectionResult, Target, median, ratio
 from benchmarks.long_threads import DRAFT, REPLY, WINDOW, LongThread
@@ -35,7 +37,11 @@ __all__ = ["GOALS", "run"]
 SIZES = {"quick": (2, 3, 4), "full": (10, 40, 80)}
 THREAD_RUNS = {"quick": 1, "full": 3}
 THIS = "assistant_graph"
+PLAIN = "assistant_graph, plain saver"
 ANCHOR = "create_agent"
+SIDES = (THIS, PLAIN, ANCHOR)
+"""The library as open_checkpointer opens stores (each message stored once), the library on
+the LangGraph saver as it is, and the anchor (on the LangGraph saver as it is)."""
 TARGETED_SAVERS: tuple[SaverKind, ...] = ("sqlite", "postgres")
 """The savers the goals are stated for (memory is reported, not targeted)."""
 GOALS = {
@@ -78,25 +84,35 @@ class _Side:
 
 
 def _pair(kind: SaverKind, sizes: tuple[int, ...], folder: Path) -> dict[str, Any]:
-    """One run of both threads to the largest N on savers of ``kind``."""
-    ours, theirs = _Side(), _Side()
-    with (
-        open_store(kind, folder, "library") as our_store,
-        open_store(kind, folder, "anchor") as their_store,
-        LongThread(LIBRARY, folder, store=our_store) as library,
-    ):
-        anchor = CreateAgentThread(their_store, DRAFT, REPLY)
+    """One run of the three threads to the largest N on savers of ``kind``."""
+    sides = {who: _Side() for who in SIDES}
+    with ExitStack() as stack:
+        stores = {
+            THIS: stack.enter_context(open_store(kind, folder, "once", wrap=store_messages_once)),
+            PLAIN: stack.enter_context(open_store(kind, folder, "plain")),
+            ANCHOR: stack.enter_context(open_store(kind, folder, "anchor")),
+        }
+        library = stack.enter_context(LongThread(LIBRARY, folder, store=stores[THIS]))
+        plain = stack.enter_context(LongThread(LIBRARY, folder, store=stores[PLAIN]))
+        anchor = CreateAgentThread(stores[ANCHOR], DRAFT, REPLY)
+        threads = {THIS: [library.thread_id], PLAIN: [plain.thread_id]}
+        threads[ANCHOR] = anchor.thread_ids()
         gc.collect()
         for turn in range(1, max(sizes) + 1):
             message = f"Turn {turn}: please revise the text once more."
-            runs = [(ours, library.turn), (theirs, lambda m=message: anchor.turn(m))]
-            for side, run_turn in runs if turn % 2 else reversed(runs):
-                side.record(_timed(run_turn))
+            runs = [
+                (THIS, library.turn),
+                (PLAIN, plain.turn),
+                (ANCHOR, lambda m=message: anchor.turn(m)),
+            ]
+            for who, run_turn in runs[turn % 3 :] + runs[: turn % 3]:  # each goes first in turn
+                sides[who].record(_timed(run_turn))
             if turn in sizes:
-                ours.mark(turn, our_store.stored_bytes([library.thread_id]))
-                theirs.mark(turn, their_store.stored_bytes(anchor.thread_ids()))
-        whole = {THIS: library.reloads_whole(), ANCHOR: anchor.reloads_whole()}
-    return {THIS: ours.points, ANCHOR: theirs.points, "whole": whole}
+                for who, side in sides.items():
+                    side.mark(turn, stores[who].stored_bytes(threads[who]))
+        whole = {THIS: library.reloads_whole(), PLAIN: plain.reloads_whole()}
+        whole[ANCHOR] = anchor.reloads_whole()
+    return {**{who: side.points for who, side in sides.items()}, "whole": whole}
 
 
 def _merged(runs: list[dict[str, Any]], side: str, sizes: tuple[int, ...]) -> dict[int, Any]:
@@ -123,8 +139,8 @@ def _row(kind: str, who: str, points: dict[int, Any], sizes: tuple[int, ...]) ->
     return row
 
 
-def _ratio_row(kind: str, ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
-    row: dict[str, Any] = {"saver": kind, "who": f"{THIS} / {ANCHOR}"}
+def _ratio_row(kind: str, ours: dict[str, Any], theirs: dict[str, Any], who: str) -> dict[str, Any]:
+    row: dict[str, Any] = {"saver": kind, "who": f"{who} / {ANCHOR}"}
     for key, value in ours.items():
         if key not in ("saver", "who") and isinstance(value, int | float):
             row[key] = ratio(value, theirs[key])
@@ -146,15 +162,20 @@ def run(mode: Mode) -> SectionResult:
                 _pair(kind, sizes, Path(tempfile.mkdtemp(dir=folder)))
                 for _ in range(THREAD_RUNS[mode])
             ]
-            ours = _row(kind, THIS, _merged(runs, THIS, sizes), sizes)
-            theirs = _row(kind, ANCHOR, _merged(runs, ANCHOR, sizes), sizes)
-            mine = _ratio_row(kind, ours, theirs)
-            ours["reloads whole"] = all(run["whole"][THIS] for run in runs)
-            theirs["reloads whole"] = all(run["whole"][ANCHOR] for run in runs)
-            result.rows.extend([ours, theirs, mine])
-            result.ratios[kind] = _ratios(ours, mine, sizes)
+            rows = {who: _row(kind, who, _merged(runs, who, sizes), sizes) for who in SIDES}
+            for who, row in rows.items():
+                row["reloads whole"] = all(run["whole"][who] for run in runs)
+            ratio_rows = [_ratio_row(kind, rows[who], rows[ANCHOR], who) for who in (THIS, PLAIN)]
+            result.rows.extend([*rows.values(), *ratio_rows])
+            result.ratios[kind] = _ratios(rows[THIS], ratio_rows[0], sizes)
+            result.ratios[f"{kind}, plain saver"] = _ratios(rows[PLAIN], ratio_rows[1], sizes)
     for kind in TARGETED_SAVERS:
         _add_targets(result, kind, sizes)
+    result.notes.append(
+        f"'{THIS}' opens its saver as open_checkpointer does (store_messages_once: each "
+        f"message stored once); '{PLAIN}' runs on the LangGraph saver as it is; the targets "
+        "are checked for the first."
+    )
     if "postgres" not in kinds:
         result.notes.append(POSTGRES_MISSING)
     result.notes.append(

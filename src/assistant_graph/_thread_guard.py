@@ -46,6 +46,7 @@ from langchain_core.runnables.config import merge_configs
 from langgraph.graph.state import CompiledStateGraph
 
 from assistant_graph._errors import CheckpointerError, ThreadBusyError
+from assistant_graph._message_store import base_saver
 
 __all__ = [
     "DEFAULT_BUSY_TIMEOUT",
@@ -330,6 +331,7 @@ def guard_for(
 
 def _store_lock(checkpointer: Any, thread_id: str) -> _Lock:
     """The cross-process lock of ``thread_id`` in ``checkpointer``'s store."""
+    checkpointer = base_saver(checkpointer)
     conninfo = _postgres_conninfo(checkpointer)
     if conninfo is not None:
         return _PostgresLock(conninfo, _advisory_key(thread_id))
