@@ -26,7 +26,12 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
-from assistant_graph import AssistantCatalog, build_assistant_graph, compact_thread
+from assistant_graph import (
+    AssistantCatalog,
+    build_assistant_graph,
+    compact_thread,
+    store_messages_once,
+)
 from benchmarks.harness import Mode, SectionResult, Target, median, ratio, time_call
 from benchmarks.policies import DelegateOnce, last_uid, scripted, sub_assistant_call
 from benchmarks.savers import Store, open_store
@@ -63,7 +68,12 @@ VARIANTS = (
         "before (f): recorded tool messages keep the sub-conversation (patched back)",
         fixes=frozenset({"keep_artifact_state"}),
     ),
-    StorageVariant("today", "today, full history kept (SqliteSaver)"),
+    StorageVariant("today", "today, full history kept (SqliteSaver as it is)"),
+    StorageVariant(
+        "once",
+        "today, full history, store_messages_once (open_checkpointer's default)",
+        messages_once=True,
+    ),
     StorageVariant(
         "compact",
         "today + compact_thread after each turn (CLI default)",
@@ -86,9 +96,9 @@ VARIANTS = (
     ),
 )
 """The variants measured, in the order of the table."""
-TARGETED = ("today", "compact")
+TARGETED = ("today", "once", "compact")
 """Variants checked against the targets; their threads run several times for timing."""
-BREAKDOWN_VARIANTS = ("before_f", "today", "compact")
+BREAKDOWN_VARIANTS = ("before_f", "today", "once", "compact")
 """Variants whose stored bytes are attributed to causes (see :mod:`storage_breakdown`)."""
 TIMING_REPEATS = {"quick": 1, "full": 5}
 """Runs of the targeted variants' threads; time per turn is their median."""
@@ -171,7 +181,12 @@ class LongThread:
         self._stack = ExitStack()
         self._stack.enter_context(applied(self.variant.fixes, self.variant.snapshot_frequency))
         self.store = self._given_store or self._stack.enter_context(
-            open_store(self.variant.saver, self.folder, self.name)
+            open_store(
+                self.variant.saver,
+                self.folder,
+                self.name,
+                wrap=store_messages_once if self.variant.messages_once else None,
+            )
         )
         self.saver = self.store.saver
         self.thread_id = self.store.thread_id(THREAD_ID)

@@ -19,7 +19,7 @@ written again. Values without references (threads written before) decode as they
 
 Two caches make the codec cheap on the hot path, both keyed by content, so never stale:
 the digest of each message object already serialized (by identity, dropped when the
-object is), and the message decoded from each digest (the most recent ones, by size).
+object is), and the message decoded from each digest (the latest 64 MB of them).
 A decoded message is shared by the states loaded after it: like LangGraph itself, which
 serializes checkpoints in the background while the next step runs, this relies on state
 values not being changed in place.
@@ -31,7 +31,7 @@ import hashlib
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,7 +110,7 @@ class _Known:
     )
     """``id(message)`` -> (the object, its id then, its digest, its row), while it lives."""
     decoded: OrderedDict[bytes, tuple[BaseMessage, int]] = field(default_factory=OrderedDict)
-    """digest -> (message, its size), most recently used last."""
+    """digest -> (message, its size), oldest first (a message dropped is read again)."""
     decoded_bytes: int = 0
     chunks: OrderedDict[bytes, tuple[bytes, ...]] = field(default_factory=OrderedDict)
     """chunk digest -> its message digests, most recently used last."""
@@ -135,7 +135,6 @@ class _Known:
     def keep_decoded(self, digest: bytes, message: BaseMessage, size: int) -> None:
         with self.lock:
             if digest in self.decoded:
-                self.decoded.move_to_end(digest)
                 return
             self.decoded[digest] = (message, size)
             self.decoded_bytes += size
@@ -169,34 +168,42 @@ class MessageCodec:
 
     # --- encoding -------------------------------------------------------------------------
 
-    def encode(self, value: Any, rows: dict[bytes, Row]) -> Any:
-        """``value`` with its message lists as references; their rows are added to ``rows``.
+    def encode(
+        self, value: Any, rows: dict[bytes, Row], stored: Collection[bytes] = frozenset()
+    ) -> Any:
+        """``value`` with its message lists as references; the rows they need that are not
+        in ``stored`` are added to ``rows``.
 
         Walks dicts and lists (not other objects); a list whose items are all messages
-        becomes a reference.
+        with ids becomes a reference.
         """
         if _is_message_list(value):
-            return self._reference(value, rows)
+            return self._reference(value, rows, stored)
         if isinstance(value, dict):
             if not value:
                 return value
-            return {key: self.encode(item, rows) for key, item in value.items()}
+            return {key: self.encode(item, rows, stored) for key, item in value.items()}
         if isinstance(value, list) and value:
-            return [self.encode(item, rows) for item in value]
+            return [self.encode(item, rows, stored) for item in value]
         return value
 
-    def _reference(self, messages: list[BaseMessage], rows: dict[bytes, Row]) -> dict[str, Any]:
-        digests = [self._message_digest(message, rows) for message in messages]
+    def _reference(
+        self, messages: list[BaseMessage], rows: dict[bytes, Row], stored: Collection[bytes]
+    ) -> dict[str, Any]:
+        digests = [self._message_digest(message, rows, stored) for message in messages]
         full = len(digests) - len(digests) % CHUNK
         chunks = []
         for start in range(0, full, CHUNK):
             members = b"".join(digests[start : start + CHUNK])
             chunk = _digest("chunk", members)
-            rows[chunk] = (CHUNK_TYPE, members)
+            if chunk not in stored:
+                rows[chunk] = (CHUNK_TYPE, members)
             chunks.append(chunk)
         return {MARKER: 1, "chunks": chunks, "tail": digests[full:]}
 
-    def _message_digest(self, message: BaseMessage, rows: dict[bytes, Row]) -> bytes:
+    def _message_digest(
+        self, message: BaseMessage, rows: dict[bytes, Row], stored: Collection[bytes]
+    ) -> bytes:
         known = _KNOWN.lookup(message)
         if known is None:
             row = self.serde.dumps_typed(message)
@@ -204,7 +211,8 @@ class MessageCodec:
             _KNOWN.remember(message, digest, row)
         else:
             digest, row = known
-        rows[digest] = row
+        if digest not in stored:
+            rows[digest] = row
         return digest
 
     # --- decoding -------------------------------------------------------------------------
@@ -226,6 +234,8 @@ class Resolution:
         self.references = list(_references_in(value))
         self.members: dict[bytes, tuple[bytes, ...]] = {}
         self.messages: dict[bytes, BaseMessage] = {}
+        self._lists: list[list[bytes]] | None = None
+        """Per reference, its message digests (once the chunks are read)."""
         self._stage = "chunks" if self.references else "done"
         self._pending: set[bytes] = set()
 
@@ -273,11 +283,16 @@ class Resolution:
         """Whether :meth:`wanted` asks for chunk rows (the first round)."""
         return self._stage == "chunks"
 
+    def _digest_lists(self) -> list[list[bytes]]:
+        if self._lists is None:
+            self._lists = [_message_digests(ref, self.members) for ref in self.references]
+        return self._lists
+
     def digests(self) -> set[bytes]:
         """Every digest the references name (chunks and messages); needs the chunks read."""
         found = set(self.members)
-        for ref in self.references:
-            found.update(_message_digests(ref, self.members))
+        for digests in self._digest_lists():
+            found.update(digests)
         return found
 
     def value(self) -> Any:
@@ -285,9 +300,9 @@ class Resolution:
         if not self.references:
             return self.source
         messages = self.messages
-        return _replaced(
-            self.source, lambda ref: [messages[d] for d in _message_digests(ref, self.members)]
-        )
+        pairs = zip(self.references, self._digest_lists(), strict=True)
+        lists = {id(ref): digests for ref, digests in pairs}
+        return _replaced(self.source, lambda ref: [messages[d] for d in lists[id(ref)]])
 
     def _missing_chunks(self) -> set[bytes]:
         wanted = {bytes(c) for ref in self.references for c in ref["chunks"]}
@@ -298,12 +313,12 @@ class Resolution:
         return wanted - self.members.keys()
 
     def _missing_messages(self) -> set[bytes]:
-        wanted = self.digests() - self.members.keys()
+        wanted = {d for digests in self._digest_lists() for d in digests}
+        decoded = _KNOWN.decoded
         for digest in wanted:
-            cached = _KNOWN.decoded.get(digest)
+            cached = decoded.get(digest)
             if cached is not None:
                 self.messages[digest] = cached[0]
-                _KNOWN.keep_decoded(digest, cached[0], 0)
         return wanted - self.messages.keys()
 
 

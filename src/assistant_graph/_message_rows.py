@@ -61,6 +61,10 @@ _PG_DELETE_SOME = f"DELETE FROM {TABLE} WHERE thread_id = %s AND hash = ANY(%s)"
 class MessageRows(Protocol):
     """The stored rows of one saver's threads."""
 
+    per_version: bool
+    """Whether the saver stores only the channels a checkpoint changed (``InMemorySaver``,
+    PostgreSQL), so that the others need no encoding; ``SqliteSaver`` stores them all."""
+
     def put(self, thread: str, rows: Mapping[bytes, Row]) -> None:
         """Store ``rows`` (those already stored are left as they are)."""
 
@@ -119,6 +123,7 @@ class _MemoryRows:
     """Rows in a dict, for ``InMemorySaver``."""
 
     threads: dict[str, dict[bytes, Row]] = field(default_factory=dict)
+    per_version: bool = True
 
     def put(self, thread: str, rows: Mapping[bytes, Row]) -> None:
         stored = self.threads.setdefault(thread, {})
@@ -214,6 +219,7 @@ class _SqliteRows(_SyncOnly):
 
     saver: Any
     ready: bool = False
+    per_version: bool = False
 
     def _setup(self) -> None:
         """Make the table (holding the saver's lock)."""
@@ -263,6 +269,7 @@ class _AsyncSqliteRows(_SyncOnLoop):
 
     saver: Any
     ready: bool = False
+    per_version: bool = False
 
     async def _setup(self) -> None:
         if not self.ready:
@@ -323,6 +330,7 @@ class _PostgresRows(_SyncOnly):
 
     saver: Any
     ready: bool = False
+    per_version: bool = True
 
     @contextmanager
     def _cursor(self) -> Iterator[Any]:
@@ -390,6 +398,7 @@ class _AsyncPostgresRows(_SyncOnLoop):
 
     saver: Any
     ready: bool = False
+    per_version: bool = True
 
     async def _run(self, statement: str, params: Any, many: bool = False) -> list[Any]:
         from psycopg.rows import tuple_row

@@ -132,13 +132,6 @@ class MessageStoreSaver(BaseCheckpointSaver[Any]):
     def _codec(self) -> MessageCodec:
         return MessageCodec(self.saver.serde)
 
-    def _new_rows(self, thread: str, rows: dict[bytes, Row]) -> dict[bytes, Row]:
-        """The rows not yet known to be stored for ``thread``; remembered as stored."""
-        known = self._thread_known(thread)
-        fresh = {d: row for d, row in rows.items() if d not in known}
-        known.update(fresh)
-        return fresh
-
     def _thread_known(self, thread: str) -> set[bytes]:
         known = self._known.get(thread)
         if known is None:
@@ -150,20 +143,31 @@ class MessageStoreSaver(BaseCheckpointSaver[Any]):
         return known
 
     def _encoded_checkpoint(
-        self, config: RunnableConfig, checkpoint: Checkpoint
+        self, config: RunnableConfig, checkpoint: Checkpoint, new_versions: ChannelVersions
     ) -> tuple[Checkpoint, dict[bytes, Row]]:
-        rows: dict[bytes, Row] = {}
-        values = self._codec().encode(checkpoint["channel_values"], rows)
+        """The checkpoint with references, and the rows not stored yet. A saver that stores
+        only the channels of ``new_versions`` gets the other values as they are."""
         thread = _thread(config)
-        return {**checkpoint, "channel_values": values}, self._new_rows(thread, rows)
+        rows: dict[bytes, Row] = {}
+        stored = self._thread_known(thread)
+        codec = self._codec()
+        values = {
+            channel: codec.encode(value, rows, stored)
+            if not self.rows.per_version or channel in new_versions
+            else value
+            for channel, value in checkpoint["channel_values"].items()
+        }
+        return {**checkpoint, "channel_values": values}, rows
 
     def _encoded_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]]
     ) -> tuple[list[tuple[str, Any]], dict[bytes, Row]]:
+        thread = _thread(config)
         rows: dict[bytes, Row] = {}
+        stored = self._thread_known(thread)
         codec = self._codec()
-        encoded = [(channel, codec.encode(value, rows)) for channel, value in writes]
-        return encoded, self._new_rows(_thread(config), rows)
+        encoded = [(channel, codec.encode(value, rows, stored)) for channel, value in writes]
+        return encoded, rows
 
     def put(
         self,
@@ -173,7 +177,7 @@ class MessageStoreSaver(BaseCheckpointSaver[Any]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         """Store the new messages, then the checkpoint referring to them."""
-        encoded, rows = self._encoded_checkpoint(config, checkpoint)
+        encoded, rows = self._encoded_checkpoint(config, checkpoint, new_versions)
         self._store(config, rows)
         return self.saver.put(config, encoded, metadata, new_versions)
 
@@ -185,7 +189,7 @@ class MessageStoreSaver(BaseCheckpointSaver[Any]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         """:meth:`put`, awaited."""
-        encoded, rows = self._encoded_checkpoint(config, checkpoint)
+        encoded, rows = self._encoded_checkpoint(config, checkpoint, new_versions)
         await self._astore(config, rows)
         return await self.saver.aput(config, encoded, metadata, new_versions)
 
@@ -214,23 +218,17 @@ class MessageStoreSaver(BaseCheckpointSaver[Any]):
         await self.saver.aput_writes(config, encoded, task_id, task_path)
 
     def _store(self, config: RunnableConfig, rows: dict[bytes, Row]) -> None:
+        """Write ``rows``; only then are they known as stored (a concurrent write of the same
+        rows is ignored by the store)."""
         if rows:
-            try:
-                self.rows.put(_thread(config), rows)
-            except BaseException:
-                self._forget(_thread(config), rows)
-                raise
+            self.rows.put(_thread(config), rows)
+            self._thread_known(_thread(config)).update(rows)
 
     async def _astore(self, config: RunnableConfig, rows: dict[bytes, Row]) -> None:
+        """:meth:`_store`, awaited."""
         if rows:
-            try:
-                await self.rows.aput(_thread(config), rows)
-            except BaseException:
-                self._forget(_thread(config), rows)
-                raise
-
-    def _forget(self, thread: str, digests: Collection[bytes]) -> None:
-        self._thread_known(thread).difference_update(digests)
+            await self.rows.aput(_thread(config), rows)
+            self._thread_known(_thread(config)).update(rows)
 
     # --- decoding -------------------------------------------------------------------------
 
