@@ -18,6 +18,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from assistant_graph import (
     AssistantCatalog,
     CheckpointerError,
+    ThreadBusyError,
     acompact_thread,
     aopen_checkpointer,
     build_assistant_graph,
@@ -28,6 +29,7 @@ from assistant_graph import (
 )
 from assistant_graph._message_refs import clear_caches, is_reference
 from assistant_graph._message_store import MessageStoreSaver, base_saver
+from assistant_graph._thread_guard import guard_for
 from assistant_graph.testing import ModelCall, ScriptedModels, ai, call_sub_assistant
 
 SAVERS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -328,3 +330,22 @@ async def test_async_savers_store_each_message_once_and_compact(
     assert len(after["messages"]) == 12
     await async_saver.adelete_thread(thread_id(config))
     assert await async_saver.rows.astored_digests(thread_id(config)) == set()
+
+
+def test_two_wrappers_of_one_saver_guard_the_same_threads(team: AssistantCatalog) -> None:
+    saver = InMemorySaver()
+    config: RunnableConfig = {"configurable": {"thread_id": "shared"}}
+    held = guard_for(store_messages_once(saver)).try_hold(config)  # type: ignore[union-attr]
+    assert held is not None
+    graph = build_assistant_graph(
+        "writer",
+        team,
+        model=ScriptedModels({"writer": ["hi"]}),
+        checkpointer=store_messages_once(saver),
+    )
+    try:
+        with pytest.raises(ThreadBusyError):
+            graph.invoke({"messages": [("user", "go")]}, config)
+    finally:
+        held.give_back()
+    assert graph.invoke({"messages": [("user", "go")]}, config)["messages"][-1].content == "hi"

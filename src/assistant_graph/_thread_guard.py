@@ -216,7 +216,8 @@ class _Attempt:
 
     def try_take(self) -> bool:
         """Take both locks, or neither."""
-        local = _PROCESS_LOCKS.get(id(self.checkpointer), self.thread_id)
+        # Keyed by the saver itself: two wrappers of one saver guard the same threads.
+        local = _PROCESS_LOCKS.get(id(base_saver(self.checkpointer)), self.thread_id)
         if not local.acquire(blocking=False):
             return False
         if self._store is None:
