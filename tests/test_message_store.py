@@ -14,6 +14,7 @@ import pytest
 from langchain_core.messages import ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
 from assistant_graph import (
     AssistantCatalog,
@@ -27,7 +28,7 @@ from assistant_graph import (
     read_artifact,
     store_messages_once,
 )
-from assistant_graph._message_refs import clear_caches, is_reference
+from assistant_graph._message_refs import MessageCodec, clear_caches, is_reference
 from assistant_graph._message_store import MessageStoreSaver, base_saver
 from assistant_graph._thread_guard import guard_for
 from assistant_graph.testing import ModelCall, ScriptedModels, ai, call_sub_assistant
@@ -349,3 +350,19 @@ def test_two_wrappers_of_one_saver_guard_the_same_threads(team: AssistantCatalog
     finally:
         held.give_back()
     assert graph.invoke({"messages": [("user", "go")]}, config)["messages"][-1].content == "hi"
+
+
+def test_a_message_given_its_id_after_it_was_written_is_stored_with_its_id() -> None:
+    # add_messages gives a node's new messages their ids in place, after the write that
+    # carried them was stored: the checkpoint after it must refer to the message with its id.
+    codec = MessageCodec(JsonPlusSerializer())
+    message = ToolMessage("result", tool_call_id="call-1")
+    codec.encode({"messages": [message]}, {})
+    message.id = "given-later"
+    rows: dict[bytes, Any] = {}
+    reference = codec.encode([message], rows)
+    clear_caches()
+    resolution = codec.resolution(reference, "thread")
+    while resolution.wanted():
+        resolution.supply(rows)
+    assert [m.id for m in resolution.value()] == ["given-later"]
