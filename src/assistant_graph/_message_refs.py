@@ -60,6 +60,8 @@ CHUNK_TYPE = "assistant_graph/chunk"
 """The ``type`` of a chunk row (a message row has its serializer's type)."""
 DIGEST_SIZE = 16
 DECODED_CACHE_BYTES = 64 * 1024 * 1024
+LISTS = 512
+"""Lists kept in each of the list caches (encoded by identity; decoded by reference)."""
 """Serialized bytes of the decoded messages kept for the next load (most recent first)."""
 
 Row = tuple[str, bytes]
@@ -101,6 +103,24 @@ def is_reference(value: Any) -> bool:
     return isinstance(value, dict) and MARKER in value
 
 
+@dataclass(frozen=True)
+class _EncodedList:
+    """A list of messages encoded once, kept with it (so its id is not reused)."""
+
+    messages: list[BaseMessage]
+    length: int
+    reference: dict[str, Any]
+    digests: frozenset[bytes]
+    """Every digest the reference needs stored (messages and chunks)."""
+    rows: dict[bytes, Row]
+
+
+def _list_key(reference: Mapping[str, Any]) -> bytes:
+    """What identifies a reference's list: its chunk digests, then its tail's."""
+    chunks = b"".join(bytes(c) for c in reference["chunks"])
+    return chunks + b"|" + b"".join(bytes(d) for d in reference["tail"])
+
+
 @dataclass
 class _Known:
     """What the process knows about message objects and digests (content-keyed)."""
@@ -114,7 +134,25 @@ class _Known:
     decoded_bytes: int = 0
     chunks: OrderedDict[bytes, tuple[bytes, ...]] = field(default_factory=OrderedDict)
     """chunk digest -> its message digests, most recently used last."""
+    encoded: OrderedDict[int, _EncodedList] = field(default_factory=OrderedDict)
+    """``id(list)`` -> its reference, for lists encoded again unchanged (a channel a step
+    did not change is in every ``SqliteSaver`` checkpoint; a sub-conversation in many)."""
+    lists: OrderedDict[bytes, list[BaseMessage]] = field(default_factory=OrderedDict)
+    """A reference's key -> its messages, for loads of a list encoded or read before."""
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def keep_list(self, key: bytes, messages: list[BaseMessage]) -> None:
+        with self.lock:
+            self.lists[key] = messages
+            self.lists.move_to_end(key)
+            if len(self.lists) > LISTS:
+                self.lists.popitem(last=False)
+
+    def keep_encoded(self, messages: list[BaseMessage], entry: _EncodedList) -> None:
+        with self.lock:
+            self.encoded[id(messages)] = entry
+            if len(self.encoded) > LISTS:
+                self.encoded.popitem(last=False)
 
     def remember(self, message: BaseMessage, digest: bytes, row: Row) -> None:
         key = id(message)
@@ -190,20 +228,29 @@ class MessageCodec:
     def _reference(
         self, messages: list[BaseMessage], rows: dict[bytes, Row], stored: Collection[bytes]
     ) -> dict[str, Any]:
-        digests = [self._message_digest(message, rows, stored) for message in messages]
+        cached = _KNOWN.encoded.get(id(messages))
+        if cached is not None and cached.messages is messages and cached.length == len(messages):
+            if isinstance(stored, set | frozenset) and cached.digests <= stored:
+                return cached.reference
+            rows.update((d, row) for d, row in cached.rows.items() if d not in stored)
+            return cached.reference
+        own: dict[bytes, Row] = {}
+        digests = [self._message_digest(message, own) for message in messages]
         full = len(digests) - len(digests) % CHUNK
         chunks = []
         for start in range(0, full, CHUNK):
             members = b"".join(digests[start : start + CHUNK])
             chunk = _digest("chunk", members)
-            if chunk not in stored:
-                rows[chunk] = (CHUNK_TYPE, members)
+            own[chunk] = (CHUNK_TYPE, members)
             chunks.append(chunk)
-        return {MARKER: 1, "chunks": chunks, "tail": digests[full:]}
+        reference = {MARKER: 1, "chunks": chunks, "tail": digests[full:]}
+        rows.update((d, row) for d, row in own.items() if d not in stored)
+        entry = _EncodedList(messages, len(messages), reference, frozenset(own), own)
+        _KNOWN.keep_encoded(messages, entry)
+        _KNOWN.keep_list(_list_key(reference), messages)
+        return reference
 
-    def _message_digest(
-        self, message: BaseMessage, rows: dict[bytes, Row], stored: Collection[bytes]
-    ) -> bytes:
+    def _message_digest(self, message: BaseMessage, rows: dict[bytes, Row]) -> bytes:
         known = _KNOWN.lookup(message)
         if known is None:
             row = self.serde.dumps_typed(message)
@@ -211,27 +258,35 @@ class MessageCodec:
             _KNOWN.remember(message, digest, row)
         else:
             digest, row = known
-        if digest not in stored:
-            rows[digest] = row
+        rows[digest] = row
         return digest
 
     # --- decoding -------------------------------------------------------------------------
 
-    def resolution(self, value: Any, thread: str) -> Resolution:
+    def resolution(self, value: Any, thread: str, *, cached_lists: bool = True) -> Resolution:
         """Reading ``value``'s references back: ask :meth:`Resolution.wanted` for the rows
         to read, give them to :meth:`Resolution.supply` (at most two rounds: chunks, then
-        messages), then take :meth:`Resolution.value`."""
-        return Resolution(self.serde, value, thread)
+        messages), then take :meth:`Resolution.value`. ``cached_lists=False`` reads every
+        reference's rows (for :meth:`Resolution.digests`, which must name them all)."""
+        return Resolution(self.serde, value, thread, cached_lists=cached_lists)
 
 
 class Resolution:
     """The references of one value being read back (see :meth:`MessageCodec.resolution`)."""
 
-    def __init__(self, serde: SerializerProtocol, value: Any, thread: str) -> None:
+    def __init__(
+        self, serde: SerializerProtocol, value: Any, thread: str, *, cached_lists: bool = True
+    ) -> None:
         self.serde = serde
         self.source = value
         self.thread = thread
         self.references = list(_references_in(value))
+        self.known_lists: dict[int, list[BaseMessage]] = {}
+        """Lists read or written before, by ``id(reference)`` (their rows need no reading)."""
+        for ref in self.references if cached_lists else ():
+            known = _KNOWN.lists.get(_list_key(ref))
+            if known is not None:
+                self.known_lists[id(ref)] = known
         self.members: dict[bytes, tuple[bytes, ...]] = {}
         self.messages: dict[bytes, BaseMessage] = {}
         self._lists: list[list[bytes]] | None = None
@@ -283,9 +338,13 @@ class Resolution:
         """Whether :meth:`wanted` asks for chunk rows (the first round)."""
         return self._stage == "chunks"
 
+    def _to_read(self) -> list[dict[str, Any]]:
+        """The references whose lists are not known: their rows are read."""
+        return [ref for ref in self.references if id(ref) not in self.known_lists]
+
     def _digest_lists(self) -> list[list[bytes]]:
         if self._lists is None:
-            self._lists = [_message_digests(ref, self.members) for ref in self.references]
+            self._lists = [_message_digests(ref, self.members) for ref in self._to_read()]
         return self._lists
 
     def digests(self) -> set[bytes]:
@@ -300,12 +359,15 @@ class Resolution:
         if not self.references:
             return self.source
         messages = self.messages
-        pairs = zip(self.references, self._digest_lists(), strict=True)
-        lists = {id(ref): digests for ref, digests in pairs}
-        return _replaced(self.source, lambda ref: [messages[d] for d in lists[id(ref)]])
+        built = dict(self.known_lists)
+        for ref, digests in zip(self._to_read(), self._digest_lists(), strict=True):
+            built[id(ref)] = [messages[d] for d in digests]
+            _KNOWN.keep_list(_list_key(ref), built[id(ref)])
+        # A copy each: the cached list stays as it was, whatever the caller does with its own.
+        return _replaced(self.source, lambda ref: list(built[id(ref)]))
 
     def _missing_chunks(self) -> set[bytes]:
-        wanted = {bytes(c) for ref in self.references for c in ref["chunks"]}
+        wanted = {bytes(c) for ref in self._to_read() for c in ref["chunks"]}
         for chunk in wanted:
             cached = _KNOWN.chunks.get(chunk)
             if cached is not None:

@@ -232,10 +232,10 @@ class MessageStoreSaver(BaseCheckpointSaver[Any]):
 
     # --- decoding -------------------------------------------------------------------------
 
-    def _resolution(self, found: CheckpointTuple) -> Resolution:
+    def _resolution(self, found: CheckpointTuple, *, cached_lists: bool = True) -> Resolution:
         writes = [value for _, _, value in found.pending_writes or ()]
         values = [found.checkpoint["channel_values"], writes]
-        return self._codec().resolution(values, _thread(found.config))
+        return self._codec().resolution(values, _thread(found.config), cached_lists=cached_lists)
 
     def _read(self, thread: str, digests: Collection[bytes]) -> dict[bytes, Row]:
         rows = self.rows.get(thread, digests)
@@ -326,7 +326,7 @@ class MessageStoreSaver(BaseCheckpointSaver[Any]):
         found = self.saver.get_tuple(_root(thread_id))
         keep: set[bytes] = set()
         if found is not None:
-            resolution = self._resolution(found)
+            resolution = self._resolution(found, cached_lists=False)
             wanted = resolution.wanted()
             if wanted and resolution.reading_chunks:
                 resolution.supply(self.rows.get(thread_id, wanted))
@@ -339,7 +339,7 @@ class MessageStoreSaver(BaseCheckpointSaver[Any]):
         found = await self.saver.aget_tuple(_root(thread_id))
         keep: set[bytes] = set()
         if found is not None:
-            resolution = self._resolution(found)
+            resolution = self._resolution(found, cached_lists=False)
             wanted = resolution.wanted()
             if wanted and resolution.reading_chunks:
                 resolution.supply(await self.rows.aget(thread_id, wanted))
