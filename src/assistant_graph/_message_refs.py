@@ -19,7 +19,8 @@ written again. Values without references (threads written before) decode as they
 
 Two caches make the codec cheap on the hot path, both keyed by content, so never stale:
 the digest of each message object already serialized (by identity, dropped when the
-object is), and the message decoded from each digest (the latest 64 MB of them).
+object is), and the message decoded from each digest (the latest 16 MB of them); and the
+latest lists encoded or read, so that an unchanged list costs nothing again.
 A decoded message is shared by the states loaded after it: like LangGraph itself, which
 serializes checkpoints in the background while the next step runs, this relies on state
 values not being changed in place.
@@ -59,8 +60,8 @@ CHUNK = 32
 CHUNK_TYPE = "assistant_graph/chunk"
 """The ``type`` of a chunk row (a message row has its serializer's type)."""
 DIGEST_SIZE = 16
-DECODED_CACHE_BYTES = 64 * 1024 * 1024
-LISTS = 512
+DECODED_CACHE_BYTES = 16 * 1024 * 1024
+LISTS = 128
 """Lists kept in each of the list caches (encoded by identity; decoded by reference)."""
 """Serialized bytes of the decoded messages kept for the next load (most recent first)."""
 
@@ -112,7 +113,6 @@ class _EncodedList:
     reference: dict[str, Any]
     digests: frozenset[bytes]
     """Every digest the reference needs stored (messages and chunks)."""
-    rows: dict[bytes, Row]
 
 
 def _list_key(reference: Mapping[str, Any]) -> bytes:
@@ -229,10 +229,13 @@ class MessageCodec:
         self, messages: list[BaseMessage], rows: dict[bytes, Row], stored: Collection[bytes]
     ) -> dict[str, Any]:
         cached = _KNOWN.encoded.get(id(messages))
-        if cached is not None and cached.messages is messages and cached.length == len(messages):
-            if isinstance(stored, set | frozenset) and cached.digests <= stored:
-                return cached.reference
-            rows.update((d, row) for d, row in cached.rows.items() if d not in stored)
+        if (
+            cached is not None
+            and cached.messages is messages
+            and cached.length == len(messages)
+            and isinstance(stored, set | frozenset)
+            and cached.digests <= stored
+        ):
             return cached.reference
         own: dict[bytes, Row] = {}
         digests = [self._message_digest(message, own) for message in messages]
@@ -245,7 +248,7 @@ class MessageCodec:
             chunks.append(chunk)
         reference = {MARKER: 1, "chunks": chunks, "tail": digests[full:]}
         rows.update((d, row) for d, row in own.items() if d not in stored)
-        entry = _EncodedList(messages, len(messages), reference, frozenset(own), own)
+        entry = _EncodedList(messages, len(messages), reference, frozenset(own))
         _KNOWN.keep_encoded(messages, entry)
         _KNOWN.keep_list(_list_key(reference), messages)
         return reference
