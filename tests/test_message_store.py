@@ -4,6 +4,7 @@ crash ordering intact."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -366,3 +367,15 @@ def test_a_message_given_its_id_after_it_was_written_is_stored_with_its_id() -> 
     while resolution.wanted():
         resolution.supply(rows)
     assert [m.id for m in resolution.value()] == ["given-later"]
+
+
+async def test_sync_calls_of_an_async_store_on_its_loop_fail_instead_of_hanging(
+    tmp_path: Path,
+) -> None:
+    async with aopen_checkpointer(tmp_path / "threads.sqlite") as saver:
+        assert isinstance(saver, MessageStoreSaver)
+        with pytest.raises(asyncio.InvalidStateError, match="another thread"):
+            saver.rows.put("thread", {b"\x02" * 16: ("msgpack", b"\x90")})
+        # From another thread it works, as the saver's own sync methods do.
+        await asyncio.to_thread(saver.rows.put, "thread", {b"\x02" * 16: ("msgpack", b"\x90")})
+        assert await saver.rows.astored_digests("thread") == {b"\x02" * 16}

@@ -32,6 +32,10 @@ from assistant_graph._message_refs import Row
 __all__ = ["TABLE", "MessageRows", "rows_for"]
 
 TABLE = "assistant_graph_messages"
+SYNC_ON_LOOP = (
+    "synchronous calls to an async saver's stored messages are only allowed from another "
+    "thread than its event loop's; use the async methods there"
+)
 BATCH = 500
 """Digests per ``IN (...)`` query (SQLite allows 32,766 parameters; keep statements small)."""
 
@@ -172,6 +176,13 @@ class _SyncOnLoop:
     saver: Any
 
     def _wait(self, coroutine: Any) -> Any:
+        try:
+            on_loop = asyncio.get_running_loop() is self.saver.loop
+        except RuntimeError:  # no loop in this thread
+            on_loop = False
+        if on_loop:
+            coroutine.close()
+            raise asyncio.InvalidStateError(SYNC_ON_LOOP)
         return asyncio.run_coroutine_threadsafe(coroutine, self.saver.loop).result()
 
     def put(self, thread: str, rows: Mapping[bytes, Row]) -> None:
