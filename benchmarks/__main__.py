@@ -28,6 +28,7 @@ from rich.text import Text
 from benchmarks import (
     fan_out,
     hop_overhead,
+    long_thread_anchor,
     long_threads,
     memory_peak,
     throughput,
@@ -39,6 +40,7 @@ from benchmarks.harness import Mode, SectionResult, loopback_only, machine_info
 SECTIONS: dict[str, Callable[[Mode], SectionResult]] = {
     "hop_overhead": hop_overhead.run,
     "fan_out": fan_out.run,
+    "long_thread_anchor": long_thread_anchor.run,
     "long_threads": long_threads.run,
     "turn_profile": turn_profile.run,
     "tokens_forwarded": tokens_forwarded.run,

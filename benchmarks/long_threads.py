@@ -17,22 +17,24 @@ from __future__ import annotations
 
 import math
 import re
-import sqlite3
 import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.checkpoint.sqlite import SqliteSaver
 
-from assistant_graph import AssistantCatalog, build_assistant_graph, compact_thread
+from assistant_graph import (
+    AssistantCatalog,
+    build_assistant_graph,
+    compact_thread,
+    store_messages_once,
+)
 from benchmarks.harness import Mode, SectionResult, Target, median, ratio, time_call
 from benchmarks.policies import DelegateOnce, last_uid, scripted, sub_assistant_call
+from benchmarks.savers import Store, open_store
 from benchmarks.storage_breakdown import storage_breakdown
 from benchmarks.storage_variants import StorageVariant, applied
 
@@ -66,7 +68,12 @@ VARIANTS = (
         "before (f): recorded tool messages keep the sub-conversation (patched back)",
         fixes=frozenset({"keep_artifact_state"}),
     ),
-    StorageVariant("today", "today, full history kept (SqliteSaver)"),
+    StorageVariant("today", "today, full history kept (SqliteSaver as it is)"),
+    StorageVariant(
+        "once",
+        "today, full history, store_messages_once (open_checkpointer's default)",
+        messages_once=True,
+    ),
     StorageVariant(
         "compact",
         "today + compact_thread after each turn (CLI default)",
@@ -89,9 +96,9 @@ VARIANTS = (
     ),
 )
 """The variants measured, in the order of the table."""
-TARGETED = ("today", "compact")
+TARGETED = ("today", "once", "compact")
 """Variants checked against the targets; their threads run several times for timing."""
-BREAKDOWN_VARIANTS = ("before_f", "today", "compact")
+BREAKDOWN_VARIANTS = ("before_f", "today", "once", "compact")
 """Variants whose stored bytes are attributed to causes (see :mod:`storage_breakdown`)."""
 TIMING_REPEATS = {"quick": 1, "full": 5}
 """Runs of the targeted variants' threads; time per turn is their median."""
@@ -152,64 +159,38 @@ def writer_policy() -> DelegateOnce:
     return DelegateOnce(answer=DRAFT)
 
 
-@contextmanager
-def _saver(kind: str, path: Path) -> Iterator[tuple[BaseCheckpointSaver[Any], Any]]:
-    if kind == "memory":
-        yield InMemorySaver(), None
-        return
-    connection = sqlite3.connect(path, check_same_thread=False)
-    try:
-        saver = SqliteSaver(connection)
-        saver.setup()
-        yield saver, connection
-    finally:
-        connection.close()
-
-
-def _payload_bytes(value: Any) -> int:
-    """Bytes of every serialized payload held in an ``InMemorySaver``'s dicts."""
-    if isinstance(value, bytes | bytearray):
-        return len(value)
-    if isinstance(value, Mapping):
-        return sum(_payload_bytes(item) for item in value.values())
-    if isinstance(value, tuple | list):
-        return sum(_payload_bytes(item) for item in value)
-    return 0
-
-
-def stored_bytes(saver: BaseCheckpointSaver[Any], connection: Any, path: Path) -> dict[str, int]:
-    """Payload bytes of the store, and for SQLite the database file's size."""
-    if connection is None:
-        memory: Any = saver
-        total = sum(_payload_bytes(part) for part in (memory.storage, memory.writes, memory.blobs))
-        return {"bytes": total}
-    queries = [
-        "SELECT sum(length(checkpoint) + length(metadata)) FROM checkpoints",
-        "SELECT sum(length(value)) FROM writes",
-    ]
-    total = sum(connection.execute(query).fetchone()[0] or 0 for query in queries)
-    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    files = [path, path.with_name(path.name + "-wal")]
-    return {"bytes": total, "file_bytes": sum(f.stat().st_size for f in files if f.exists())}
-
-
 class LongThread:
-    """One thread of one variant, run turn by turn (use as a context manager)."""
+    """One thread of one variant, run turn by turn (use as a context manager).
 
-    def __init__(self, variant: StorageVariant, folder: Path) -> None:
+    Its saver is opened for it (a SQLite file in ``folder`` named after the variant, or
+    memory), unless ``store`` gives one.
+    """
+
+    def __init__(self, variant: StorageVariant, folder: Path, store: Store | None = None) -> None:
         self.variant = variant
-        self.path = folder / (re.sub(r"[^\w+.-]", "_", variant.key) + ".sqlite")
+        self.folder = folder
+        self.name = re.sub(r"[^\w+.-]", "_", variant.key)
+        self.path = folder / f"{self.name}.sqlite"
         self.writer = _Writer()
         self.turns = 0
         self.compact_seconds: list[float] = []
         """Seconds ``compact_thread`` took after each turn (part of the turn's time)."""
-        self.config = {"configurable": {"thread_id": THREAD_ID}}
+        self._given_store = store
 
     def __enter__(self) -> LongThread:
-        self._patches = applied(self.variant.fixes, self.variant.snapshot_frequency)
-        self._patches.__enter__()
-        self._saver_cm = _saver(self.variant.saver, self.path)
-        self.saver, self.connection = self._saver_cm.__enter__()
+        self._stack = ExitStack()
+        self._stack.enter_context(applied(self.variant.fixes, self.variant.snapshot_frequency))
+        self.store = self._given_store or self._stack.enter_context(
+            open_store(
+                self.variant.saver,
+                self.folder,
+                self.name,
+                wrap=store_messages_once if self.variant.messages_once else None,
+            )
+        )
+        self.saver = self.store.saver
+        self.thread_id = self.store.thread_id(THREAD_ID)
+        self.config = {"configurable": {"thread_id": self.thread_id}}
 
         def model(schema: Any) -> Any:
             if schema.name == "writer":
@@ -222,8 +203,7 @@ class LongThread:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._saver_cm.__exit__(*exc_info)
-        self._patches.__exit__(*exc_info)
+        self._stack.__exit__(*exc_info)
 
     def turn(self) -> float:
         """Run one turn (and the variant's compaction); seconds it took."""
@@ -244,8 +224,10 @@ class LongThread:
         return round(1000 * median(times), 2)
 
     def stored(self) -> dict[str, int]:
-        """What the store holds now."""
-        return stored_bytes(self.saver, self.connection, self.path)
+        """What the store holds now: payload bytes, and the SQLite file's size."""
+        stored = {"bytes": self.store.stored_bytes([self.thread_id])}
+        file_bytes = self.store.file_bytes()
+        return stored if file_bytes is None else {**stored, "file_bytes": file_bytes}
 
     def reloads_whole(self) -> bool:
         """Whether the stored thread has every message, and the writer saw its history."""
@@ -278,10 +260,10 @@ def measure_variant(
                     "load_ms": thread.load_ms(),
                     "compact_ms": round(1000 * median(compacting), 2) if compacting else None,
                 }
-            if turn == breakdown_at and thread.connection is not None:
-                breakdown = storage_breakdown(thread.connection)
+            if turn == breakdown_at and thread.store.kind == "sqlite":
+                breakdown = storage_breakdown(thread.store.base.conn)  # type: ignore[attr-defined]
         whole = thread.reloads_whole()
-    thread.path.unlink(missing_ok=True)
+    thread.path.unlink(missing_ok=True)  # the next run of the variant starts a new file
     return {"points": points, "reloads_whole": whole, "breakdown": breakdown}
 
 

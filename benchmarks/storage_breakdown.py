@@ -27,6 +27,7 @@ from typing import Any
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.types import Send
 
+from assistant_graph._message_refs import is_reference
 from benchmarks.storage_variants import slim_artifact
 
 __all__ = ["CAUSES", "storage_breakdown"]
@@ -38,8 +39,21 @@ SEND_STATE = "Send payloads: state copy per tool call (pending tasks + writes)"
 SEND_SUB_STATES = "Send payloads: sub_assistant_states inside the state copy"
 SUBGRAPHS = "sub-assistant runs' own checkpoints and writes (namespaces per task)"
 WRITES = "writes: new messages and other channel updates"
+REFERENCES = "references to stored messages (store_messages_once), rows and writes"
+STORED = "assistant_graph_messages: each message once, and chunks of digests"
 OTHER = "other channels, metadata, row framing"
-CAUSES = (MESSAGES, ARTIFACTS, SUB_STATES, SEND_STATE, SEND_SUB_STATES, SUBGRAPHS, WRITES, OTHER)
+CAUSES = (
+    MESSAGES,
+    ARTIFACTS,
+    SUB_STATES,
+    SEND_STATE,
+    SEND_SUB_STATES,
+    SUBGRAPHS,
+    WRITES,
+    REFERENCES,
+    STORED,
+    OTHER,
+)
 """The causes, in the order they are reported."""
 
 _serde = JsonPlusSerializer()
@@ -81,6 +95,8 @@ def _checkpoint_row(blob_type: str, blob: bytes) -> Counter[str]:
             slim, artifacts = _messages_split(value)
             counts[MESSAGES] += slim
             counts[ARTIFACTS] += artifacts
+        elif channel == "messages" and is_reference(value):
+            counts[REFERENCES] += _size(value)
         elif channel == "sub_assistant_states":
             counts[SUB_STATES] += _size(value)
         elif channel == "__pregel_tasks":
@@ -97,6 +113,8 @@ def _write_row(channel: str, blob_type: str, blob: bytes) -> Counter[str]:
     elif channel == "messages" and isinstance(value, list):
         slim, artifacts = _messages_split(value)
         counts = Counter({WRITES: slim, ARTIFACTS: artifacts})
+    elif channel == "messages" and is_reference(value):
+        counts = Counter({REFERENCES: len(blob)})
     else:
         counts = Counter({WRITES: len(blob)})
     counts[OTHER] += len(blob) - sum(counts.values())
@@ -122,4 +140,8 @@ def storage_breakdown(connection: sqlite3.Connection) -> dict[str, int]:
             counts[SUBGRAPHS] += len(blob)
         else:
             counts.update(_write_row(channel, blob_type, blob))
+    tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master")}
+    if "assistant_graph_messages" in tables:
+        query = "SELECT coalesce(sum(length(hash) + length(data)), 0) FROM assistant_graph_messages"
+        counts[STORED] += connection.execute(query).fetchone()[0]
     return {cause: counts[cause] for cause in CAUSES}

@@ -60,6 +60,8 @@ class StorageVariant:
     """What the variant gives up."""
     snapshot_frequency: int = 100
     """For ``delta_messages``: a full value every this many updates of the channel."""
+    messages_once: bool = False
+    """Open the saver with ``store_messages_once`` (as ``open_checkpointer`` does)."""
 
 
 def add_messages_batch(

@@ -30,7 +30,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-from assistant_graph import AssistantCatalog, build_assistant_graph
+from assistant_graph import AssistantCatalog, build_assistant_graph, store_messages_once
 from assistant_graph.testing import call_sub_assistant
 from benchmarks.harness import Mode, SectionResult, Target, median, ratio
 from benchmarks.policies import scripted
@@ -42,7 +42,9 @@ REPEATS = {"quick": 1, "full": 3}
 WARMUP_THREADS = 5
 SEQUENTIAL = {"quick": 5, "full": 50}
 """Threads run one after another on the same saver, for the throughput without overlap."""
-SAVERS = ("InMemorySaver", "AsyncSqliteSaver")
+ONCE = " + store_messages_once"
+SAVERS = ("InMemorySaver", "AsyncSqliteSaver", "InMemorySaver" + ONCE, "AsyncSqliteSaver" + ONCE)
+"""The LangGraph savers as they are, and wrapped as ``open_checkpointer`` opens them."""
 MODEL_CALLS_PER_THREAD = 6
 SUB_RUNS_PER_THREAD = 3
 _MARKER = re.compile(r"thread-\d+")
@@ -111,11 +113,13 @@ def _graph(saver: BaseCheckpointSaver[Any]) -> Any:
 
 @asynccontextmanager
 async def _saver(kind: str, folder: Path, label: str) -> AsyncIterator[BaseCheckpointSaver[Any]]:
-    if kind == "InMemorySaver":
-        yield InMemorySaver()
+    """The saver ``kind`` names; ``+ store_messages_once``: wrapped as open_checkpointer does."""
+    wrap = store_messages_once if kind.endswith(ONCE) else (lambda saver: saver)
+    if kind.startswith("InMemorySaver"):
+        yield wrap(InMemorySaver())
         return
     async with AsyncSqliteSaver.from_conn_string(str(folder / f"{label}.sqlite")) as saver:
-        yield saver
+        yield wrap(saver)
 
 
 async def _one(graph: Any, index: int, prefix: str) -> tuple[bool, float]:
@@ -206,7 +210,9 @@ def run(mode: Mode) -> SectionResult:
                 "latency p95 s": round(m["latency_p95_s"], 2),
             }
         )
-        key = "memory" if kind == "InMemorySaver" else "sqlite"
+        key = ("memory" if kind.startswith("InMemorySaver") else "sqlite") + (
+            "_once" if kind.endswith(ONCE) else ""
+        )
         result.ratios[f"threads_per_s_{key}"] = round(per_s, 2)
         result.ratios[f"completed_fraction_{key}"] = ratio(m["completed_every_run"], threads)
         result.ratios[f"batch_over_one_at_a_time_{key}"] = ratio(
@@ -223,4 +229,9 @@ def run(mode: Mode) -> SectionResult:
     result.ratios["sqlite_over_memory_wall"] = ratio(
         measured["AsyncSqliteSaver"]["wall_s"], measured["InMemorySaver"]["wall_s"]
     )
+    for kind in ("InMemorySaver", "AsyncSqliteSaver"):
+        key = "memory" if kind == "InMemorySaver" else "sqlite"
+        result.ratios[f"{key}_once_over_plain_threads_per_s"] = ratio(
+            measured[kind]["wall_s"], measured[kind + ONCE]["wall_s"]
+        )
     return result

@@ -36,7 +36,7 @@ __all__ = ["CATEGORIES", "run"]
 TURN = {"quick": 4, "full": 80}
 PROFILED_TURNS = {"quick": 2, "full": 6}
 RATE_HZ = 1000
-PROFILED_VARIANTS = ("today", "compact", "exit+compact")
+PROFILED_VARIANTS = ("today", "once", "compact")
 MARKER = "_profiled_turns"
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("checkpoint serialization", ("langgraph/checkpoint/serde", "ormsgpack", "msgpack")),
@@ -44,6 +44,7 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("add_messages reducer", ("langgraph/graph/message.py",)),
     ("pydantic", ("pydantic",)),
     ("scripted model (benchmark stand-in)", ("assistant_graph/testing", "benchmarks/")),
+    ("message store (store_messages_once)", ("assistant_graph/_message_",)),
     ("assistant_graph (nodes, tool, input building)", ("assistant_graph/",)),
     ("langchain_core (runnables, callbacks, tools)", ("langchain_core/", "langchain/")),
     ("langgraph engine (pregel, channels)", ("langgraph/",)),
@@ -54,6 +55,8 @@ NO_PROFILER = "no profiler installed: pip install 'assistant-graph[bench]' (py-s
 HOT_SPOTS = {
     "checkpoint writes (SqliteSaver.put, put_writes)": r"SqliteSaver\.put(_writes)? ",
     "thread load (SqliteSaver.get_tuple)": r"SqliteSaver\.get_tuple ",
+    "message store: encoding (MessageStoreSaver.put, put_writes)": r"MessageStoreSaver\.put",
+    "message store: reading back (MessageStoreSaver._resolve)": r"MessageStoreSaver\._resolve ",
     "compact_thread (its get_state and DELETEs)": r"compact_thread ",
     "serialize (dumps_typed)": r"JsonPlusSerializer\.dumps_typed ",
     "deserialize (loads_typed)": r"JsonPlusSerializer\.loads_typed ",

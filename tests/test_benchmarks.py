@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 SECTIONS = (
     "hop_overhead",
     "fan_out",
+    "long_thread_anchor",
     "long_threads",
     "turn_profile",
     "tokens_forwarded",

@@ -483,7 +483,7 @@ def test_sqlite_saver_storage_still_has_the_columns_the_adapter_relies_on(
     ``parent_checkpoint_id``. Any other change of the tables fails this test too, because
     a new column could hold something the adapter then leaves behind or breaks.
     """
-    with open_checkpointer(tmp_path / "threads.sqlite") as saver:
+    with open_checkpointer(tmp_path / "threads.sqlite", messages_once=False) as saver:
         assert isinstance(saver, SqliteSaver)
         columns = {
             table: [
@@ -551,7 +551,9 @@ def test_sqlite_compaction_is_one_transaction(
 async def test_async_sqlite_compaction_is_one_transaction(
     team: AssistantCatalog, tmp_path: Path
 ) -> None:
-    async with aopen_checkpointer(tmp_path / "threads.sqlite") as saver:
+    # The adapter's own transaction, on the plain saver (the message store's clean-up is a
+    # transaction of its own after it: tests/test_message_store.py).
+    async with aopen_checkpointer(tmp_path / "threads.sqlite", messages_once=False) as saver:
         assert isinstance(saver, AsyncSqliteSaver)
         graph = build_assistant_graph(
             "writer", team, model=ScriptedModels({"writer": ["hi"]}), checkpointer=saver

@@ -14,6 +14,7 @@ import pytest
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 
 from assistant_graph import build_assistant_graph, load_assistants, open_checkpointer
+from assistant_graph._message_store import MessageStoreSaver
 from assistant_graph.testing import ScriptedModels, ScriptedOpenAIServer, reply, tool_call
 
 from .test_cli import EXAMPLE_ASSISTANTS, Cli, example, finish, sub
@@ -94,6 +95,9 @@ def test_a_killed_run_continues_reusing_finished_sub_assistants(
     assert counts == {"proxy": 2, "researcher": 2, "writer": 2, "calculator": 3}
 
     messages, sub_conversations = stored_thread(db, thread)
+    with open_checkpointer(db) as saver:  # the thread was kept with each message stored once
+        assert isinstance(saver, MessageStoreSaver)
+        assert len(saver.rows.stored_digests(thread)) >= len(messages)
     assert [type(m).__name__ for m in messages] == [
         "HumanMessage",
         "AIMessage",

@@ -19,6 +19,7 @@ from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from assistant_graph import AssistantCatalog, build_assistant_graph
+from assistant_graph._message_store import MessageStoreSaver, base_saver
 from assistant_graph._persistence import (
     CheckpointerError,
     default_database_path,
@@ -43,6 +44,9 @@ def remember(saver: Any, team: AssistantCatalog, text: str, answer: str) -> list
 
 def test_memory_keeps_threads_in_an_in_memory_saver() -> None:
     with open_checkpointer(":memory:") as saver:
+        assert isinstance(saver, MessageStoreSaver)
+        assert isinstance(base_saver(saver), InMemorySaver)
+    with open_checkpointer(":memory:", messages_once=False) as saver:
         assert isinstance(saver, InMemorySaver)
 
 
@@ -52,7 +56,7 @@ def test_a_path_opens_sqlite_and_threads_survive_reopening(
     db = tmp_path / "threads.sqlite"
 
     with open_checkpointer(db) as saver:
-        assert isinstance(saver, SqliteSaver)
+        assert isinstance(base_saver(saver), SqliteSaver)
         remember(saver, team, "First", "One.")
     with open_checkpointer(str(db)) as saver:
         texts = remember(saver, team, "Second", "Two.")
@@ -77,7 +81,7 @@ def test_closing_folds_the_write_ahead_log_into_the_database_file(
 
 def test_the_connection_is_closed_when_the_block_raises(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError), open_checkpointer(tmp_path / "t.sqlite") as saver:
-        connection = saver.conn  # type: ignore[attr-defined]
+        connection = base_saver(saver).conn
         raise RuntimeError("boom")
 
     with pytest.raises(sqlite3.ProgrammingError, match="closed"):
@@ -91,7 +95,7 @@ def test_no_db_means_the_per_user_data_folder(
     expected = tmp_path / "data" / "assistant-graph" / "threads.sqlite"
 
     with open_checkpointer(None) as saver:
-        assert isinstance(saver, SqliteSaver)
+        assert isinstance(base_saver(saver), SqliteSaver)
 
     assert default_database_path() == expected
     assert expected.is_file()
@@ -152,7 +156,7 @@ def test_a_postgres_url_opens_sets_up_and_closes_postgres_saver(
     FakePostgresSaver.log = []
     url = "postgresql://user:secret@db.example:5432/threads"
 
-    with pytest.raises(RuntimeError), open_checkpointer(url) as saver:
+    with pytest.raises(RuntimeError), open_checkpointer(url, messages_once=False) as saver:
         assert isinstance(saver, FakePostgresSaver)
         raise RuntimeError("the run failed")
 
@@ -200,7 +204,7 @@ def test_a_thread_on_postgres_is_continued_over_a_new_connection(
         )
 
     with open_checkpointer(postgres_url) as saver:
-        assert isinstance(saver, PostgresSaver)
+        assert isinstance(base_saver(saver), PostgresSaver)
         graph = build_assistant_graph("proxy", team, model=models(), checkpointer=saver)
         graph.invoke({"messages": [HumanMessage("turn 0")]}, config)
     # As a second process would: a new connection, a new graph, new models.

@@ -73,4 +73,6 @@ def test_every_other_module_is_marked_internal() -> None:
 
 
 def test_the_top_level_api_is_small() -> None:
-    assert len(assistant_graph.__all__) <= 30
+    # 26 after the restructure; each name since was added on purpose (ThreadBusyError,
+    # aopen_checkpointer, acompact_thread, Budget, store_messages_once). Raise it the same way.
+    assert len(assistant_graph.__all__) <= 31

@@ -23,6 +23,7 @@ from assistant_graph._errors import (
 )
 from assistant_graph._event_stream import astream_events, stream_events
 from assistant_graph._graph import build_assistant_graph, create_sub_assistant_tool
+from assistant_graph._message_store import store_messages_once
 from assistant_graph._model_calls import RetryPolicy
 from assistant_graph._names import (
     SUB_ASSISTANT_PREFIX,
@@ -68,6 +69,7 @@ __all__ = [
     "load_assistants",
     "open_checkpointer",
     "read_artifact",
+    "store_messages_once",
     "stream_events",
     "tool_name_from_assistant",
     "tool_name_from_assistant_name",

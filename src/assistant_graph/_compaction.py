@@ -47,6 +47,12 @@ Any other saver
     one to :func:`acompact_thread`) are not compacted: the function returns False and
     changes nothing.
 
+A saver opened with :func:`~assistant_graph.store_messages_once` (as
+``open_checkpointer`` opens them) is compacted by the adapter of the saver inside it; then
+the thread's stored messages that the kept checkpoint and its pending writes do not refer
+to are deleted, in a transaction of their own (a crash in between leaves rows nothing
+refers to, which the next compaction removes).
+
 Unlike Postgres, the SQLite and in-memory adapters keep nothing outside the root
 namespace, so they suit graphs whose sub-graphs inherit the checkpointer per call (all of
 ours), not a graph with a ``checkpointer=True`` sub-graph. A graph with a ``DeltaChannel``
@@ -60,6 +66,7 @@ import asyncio
 import importlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from functools import partial
 from typing import Any, Protocol
 
 from langchain_core.runnables import RunnableConfig
@@ -69,6 +76,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.pregel import Pregel
 from langgraph.types import StateSnapshot
 
+from assistant_graph._message_store import MessageStoreSaver
 from assistant_graph._thread_guard import ThreadGuard, guard_for
 
 __all__ = ["acompact_thread", "compact_thread"]
@@ -158,6 +166,9 @@ async def acompact_thread(
 
 def _sync_adapter(checkpointer: object) -> _Adapter | None:
     """The adapter that compacts threads of this saver, or None if there is none."""
+    if isinstance(checkpointer, MessageStoreSaver):
+        inner = _sync_adapter(checkpointer.saver)
+        return None if inner is None else partial(_compact_with_messages, inner)
     if isinstance(checkpointer, InMemorySaver):
         return _compact_in_memory
     if isinstance(checkpointer, SqliteSaver):
@@ -170,6 +181,9 @@ def _async_adapter(checkpointer: object) -> _AsyncAdapter | None:
     """The adapter that compacts threads of this async saver, or None if there is none."""
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
+    if isinstance(checkpointer, MessageStoreSaver):
+        inner = _async_adapter(checkpointer.saver)
+        return None if inner is None else partial(_acompact_with_messages, inner)
     if isinstance(checkpointer, InMemorySaver):
         return _acompact_in_memory
     if isinstance(checkpointer, AsyncSqliteSaver):
@@ -269,6 +283,24 @@ def _root(thread_id: str) -> RunnableConfig:
 
 
 # --- The adapters: one per kind of saver, sync and async ----------------------------
+
+
+def _compact_with_messages(adapter: _Adapter, saver: MessageStoreSaver, thread_id: str) -> bool:
+    """Compact the wrapped saver's thread, then drop the messages nothing refers to now."""
+    compacted = adapter(saver.saver, thread_id)
+    if compacted:
+        saver.drop_unreferenced(thread_id)
+    return compacted
+
+
+async def _acompact_with_messages(
+    adapter: _AsyncAdapter, saver: MessageStoreSaver, thread_id: str
+) -> bool:
+    """:func:`_compact_with_messages`, awaited."""
+    compacted = await adapter(saver.saver, thread_id)
+    if compacted:
+        await saver.adrop_unreferenced(thread_id)
+    return compacted
 
 
 def _compact_postgres(saver: Any, thread_id: str) -> bool:

@@ -113,7 +113,8 @@ class MissingConfigError(AssistantGraphError, KeyError):
 
 
 class CheckpointerError(AssistantGraphError, ValueError):
-    """The thread store named by ``db`` cannot be opened (bad path, missing extra)."""
+    """The thread store named by ``db`` cannot be opened (bad path, missing extra), or
+    holds a checkpoint whose stored messages are missing."""
 
 
 class SubAssistantToolError(AssistantGraphError, ToolException):

@@ -16,6 +16,10 @@ a path                         ``SqliteSaver`` on that file; its folder must exi
 Any other ``scheme://`` string raises :class:`CheckpointerError` naming the accepted
 forms, rather than becoming a folder named after the URL.
 
+Each saver is opened with :func:`~assistant_graph.store_messages_once` unless
+``messages_once=False``: checkpoints refer to each message, stored once, in a table beside
+the saver's own.
+
 The checkpointer is closed on every way out of the ``with`` block, so SQLite folds its
 write-ahead log (``-wal`` file) back into the database file and Postgres connections
 are returned. :func:`aopen_checkpointer` is the async twin (``AsyncSqliteSaver``,
@@ -41,6 +45,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 
 from assistant_graph._errors import CheckpointerError
+from assistant_graph._message_store import store_messages_once
 from assistant_graph._thread_guard import remember_sqlite_path
 
 __all__ = [
@@ -166,7 +171,9 @@ def is_memory(db: str | Path | None) -> bool:
 
 
 @contextmanager
-def open_checkpointer(db: str | Path | None = None) -> Iterator[BaseCheckpointSaver[Any]]:
+def open_checkpointer(
+    db: str | Path | None = None, *, messages_once: bool = True
+) -> Iterator[BaseCheckpointSaver[Any]]:
     """Open the checkpointer named by ``db`` and close it when the block ends.
 
     Args:
@@ -175,6 +182,10 @@ def open_checkpointer(db: str | Path | None = None) -> Iterator[BaseCheckpointSa
             ``postgres://``) URL for Postgres (needs the extra ``postgres``), or a SQLite
             file: its path or ``sqlite:///PATH``. The folder of a SQLite file must exist
             (only the default one is made).
+        messages_once: Store each message of a thread once, checkpoints referring to it
+            (:func:`~assistant_graph.store_messages_once`): storage grows linearly with
+            a thread's length, with the full history kept. False opens the plain
+            LangGraph saver (whose threads any LangGraph program can read).
 
     Yields:
         The checkpointer, set up (tables made) and ready for ``build_assistant_graph``.
@@ -189,19 +200,20 @@ def open_checkpointer(db: str | Path | None = None) -> Iterator[BaseCheckpointSa
         ...     graph.invoke({"messages": [("user", "Hi")]}, {"configurable": {"thread_id": "1"}})
     """
     store = _store(db)
+    wrap = store_messages_once if messages_once else _plain
     if store.kind == "memory":
-        yield InMemorySaver()
+        yield wrap(InMemorySaver())
     elif store.kind == "postgres":
         with _open_postgres(store.url) as saver:
-            yield saver
+            yield wrap(saver)
     else:
         with _open_sqlite(_sqlite_path(store)) as saver:
-            yield saver
+            yield wrap(saver)
 
 
 @asynccontextmanager
 async def aopen_checkpointer(
-    db: str | Path | None = None,
+    db: str | Path | None = None, *, messages_once: bool = True
 ) -> AsyncIterator[BaseCheckpointSaver[Any]]:
     """The async twin of :func:`open_checkpointer`: the same ``db`` values, async savers.
 
@@ -215,14 +227,15 @@ async def aopen_checkpointer(
         ...     async for event in astream_events(graph, "Hi", config): ...
     """
     store = _store(db)
+    wrap = store_messages_once if messages_once else _plain
     if store.kind == "memory":
-        yield InMemorySaver()
+        yield wrap(InMemorySaver())
     elif store.kind == "postgres":
         async with _aopen_postgres(store.url) as saver:
-            yield saver
+            yield wrap(saver)
     else:
         async with _aopen_sqlite(_sqlite_path(store)) as saver:
-            yield saver
+            yield wrap(saver)
 
 
 @asynccontextmanager
@@ -254,6 +267,10 @@ async def _aopen_postgres(url: str) -> AsyncIterator[BaseCheckpointSaver[Any]]:
             message = POSTGRES_OPEN_FAILED.format(url=_redact(url), error=_oneline(error, url))
             raise CheckpointerError(message) from None
         yield saver
+
+
+def _plain(saver: BaseCheckpointSaver[Any]) -> BaseCheckpointSaver[Any]:
+    return saver
 
 
 def _sqlite_path(store: _Store) -> Path:

@@ -51,6 +51,7 @@ from langchain_core.runnables.config import merge_configs
 from langgraph.graph.state import CompiledStateGraph
 
 from assistant_graph._errors import CheckpointerError, ThreadBusyError
+from assistant_graph._message_store import base_saver
 
 __all__ = [
     "DEFAULT_BUSY_TIMEOUT",
@@ -224,7 +225,11 @@ class _Attempt:
 
     def try_take(self) -> bool:
         """Take both locks, or neither."""
-        local = _PROCESS_LOCKS.get(self.locks_url or id(self.checkpointer), self.thread_id)
+        # Keyed by the lock database, else by the saver itself (two wrappers of one saver
+        # guard the same threads).
+        local = _PROCESS_LOCKS.get(
+            self.locks_url or id(base_saver(self.checkpointer)), self.thread_id
+        )
         if not local.acquire(blocking=False):
             return False
         if self._store is None:
@@ -350,6 +355,7 @@ def guard_for(
 
 def _store_lock(checkpointer: Any, thread_id: str) -> _Lock:
     """The cross-process lock of ``thread_id`` in ``checkpointer``'s store."""
+    checkpointer = base_saver(checkpointer)
     conninfo = _postgres_conninfo(checkpointer)
     if conninfo is not None:
         return _PostgresLock(conninfo, _advisory_key(thread_id))
