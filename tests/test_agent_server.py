@@ -344,7 +344,8 @@ def _uid_note(output: Any) -> str:
 @pytest.mark.xfail(
     strict=True,
     reason="Aegra 0.11 accepts multitask_strategy but applies none: a second run on a busy "
-    "thread runs at once on another worker (aegra/aegra#253, PR #462 open)",
+    "thread is started at once on another worker (aegra/aegra#253, PR #462 open); our own "
+    "thread lock then ends it with error, which is neither the 409 of reject nor enqueue",
 )
 @pytest.mark.parametrize("strategy", ["reject", "enqueue"])
 async def test_a_second_run_on_a_busy_thread_is_rejected_or_queued_by_the_server(
