@@ -34,7 +34,9 @@ from assistant_graph._message_store import MessageStoreSaver, base_saver
 from assistant_graph._thread_guard import guard_for
 from assistant_graph.testing import ModelCall, ScriptedModels, ai, call_sub_assistant
 
-SAVERS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+DURABLE = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+"""Stores something of which survives a crash."""
+SAVERS = ["memory", *DURABLE]
 
 
 def delegate_to_writer(call: ModelCall) -> Any:
@@ -236,11 +238,10 @@ def test_a_checkpoint_whose_rows_are_gone_is_an_error_naming_the_thread(
         graph.get_state(thread)
 
 
+@pytest.mark.parametrize("saver", DURABLE, indirect=True)
 def test_rows_are_committed_no_later_than_the_checkpoint_that_refers_to_them(
     team: AssistantCatalog, saver: MessageStoreSaver, thread: RunnableConfig, tmp_path: Path
 ) -> None:
-    if saver.saver.__class__.__name__ == "InMemorySaver":
-        pytest.skip("nothing of an in-memory store survives a crash")
     committed = _committed_digests(saver, tmp_path)
     checked: list[int] = []
     real_put = saver.saver.put
