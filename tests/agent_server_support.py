@@ -43,6 +43,7 @@ from assistant_graph.testing import (
     route_by_assistant,
     tool_call,
 )
+from tests.loopback import STOP_SECONDS, free_port, stop_group
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_ASSISTANTS = REPO / "assistants"
@@ -54,7 +55,6 @@ SERVER_PYTHON_VARIABLE = "ASSISTANT_GRAPH_TEST_AGENT_SERVER"
 DEFAULT_SERVER_PYTHON = REPO / ".venv-agent-server" / "bin" / "python"
 SERVER_APP = "aegra_api.main:app"
 STARTUP_SECONDS = 60.0
-STOP_SECONDS = 10.0
 LEASE_SECONDS = 3
 """Lease of a run on its worker; a killed worker's run is reaped this long after its
 last heartbeat (Aegra's default is 30 s; short here so the test does not wait)."""
@@ -112,28 +112,6 @@ def pg_dump() -> str | None:
 def server_python() -> Path:
     """The Python that runs the Agent Server."""
     return Path(os.environ.get(SERVER_PYTHON_VARIABLE) or DEFAULT_SERVER_PYTHON)
-
-
-def free_port() -> int:
-    """A free loopback port, asked of the kernel."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _stop_group(process: subprocess.Popen[bytes]) -> None:
-    """Stop a process group: politely, then for good."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            process.wait()
-            return
-        try:
-            process.wait(timeout=STOP_SECONDS)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def _spawn(
@@ -204,7 +182,7 @@ class Redis:
     def stop(self) -> None:
         """Stop it."""
         if self.process is not None:
-            _stop_group(self.process)
+            stop_group(self.process)
 
 
 @contextmanager
@@ -316,7 +294,7 @@ class AgentServer:
     def stop(self) -> None:
         """Stop every instance."""
         for instance in self.instances:
-            _stop_group(instance.process)
+            stop_group(instance.process)
 
 
 def server_environment(

@@ -21,6 +21,7 @@ import psutil
 import pytest
 
 from tests.conftest import AssistantFolder
+from tests.loopback import free_port
 
 TOOLBOX = Path(__file__).with_name("mcp_toolbox_server.py")
 """The MCP server the tests start (FastMCP; see its docstring for its tools)."""
@@ -37,13 +38,6 @@ def stdio_toolbox(**settings: Any) -> dict[str, Any]:
 def write_mcp_json(folder: AssistantFolder, **servers: dict[str, Any]) -> Path:
     """Write ``mcp.json`` with these servers into the folder."""
     return folder.write("mcp.json", json.dumps({"mcpServers": servers}))
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:

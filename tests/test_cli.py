@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -31,6 +30,7 @@ from assistant_graph.testing import (
     route_by_system_prompt,
     tool_call,
 )
+from tests.loopback import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_ASSISTANTS = REPO / "assistants"
@@ -506,7 +506,7 @@ class TestBadInput:
                 "--assistants",
                 str(solo),
                 OPENAI_API_KEY=API_KEY,
-                OPENAI_BASE_URL=f"http://127.0.0.1:{_closed_port()}/v1",
+                OPENAI_BASE_URL=f"http://127.0.0.1:{free_port()}/v1",
             ),
         }
         return {name: finish(process) for name, process in cases.items()}
@@ -547,12 +547,6 @@ class TestBadInput:
             r"\w*ConnectionError: Connection error\.",
             line,
         )
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_the_offline_demo_says_it_is_scripted_and_shows_the_four_behaviours(

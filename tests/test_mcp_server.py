@@ -24,9 +24,10 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent
 
 from assistant_graph.testing import ChatRequest, ScriptedOpenAIServer, reply, tool_call
+from tests.loopback import free_port
 
 from .conftest import AssistantFolder
-from .mcp_support import free_port, no_stray_processes, wait_for_port
+from .mcp_support import no_stray_processes, wait_for_port
 
 __all__ = ["no_stray_processes"]  # fixtures used by this module
 

@@ -17,8 +17,6 @@ import asyncio
 import importlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -70,6 +68,7 @@ from assistant_graph.testing import (
     tool_call,
 )
 from tests.conftest import EXAMPLE_ASSISTANTS, REPO, AssistantFolder
+from tests.loopback import free_port, stop_group
 
 LANGGRAPH_JSON = REPO / "langgraph.json"
 GENERIC_GRAPH = "assistant"
@@ -77,7 +76,6 @@ IMAGE_TEAM_GRAPH = "image_team"
 FAKE_KEY = "sk-test-not-a-real-key"
 SERVER_LOG = "server.log"
 STARTUP_SECONDS = 90.0
-STOP_SECONDS = 10.0
 OFFLINE_ENVIRONMENT = {
     "LANGGRAPH_CLI_NO_ANALYTICS": "1",  # the CLI's usage analytics
     "LANGGRAPH_NO_VERSION_CHECK": "true",  # the server's look-up of its newest version
@@ -324,12 +322,6 @@ def _write_team(folder: Path) -> None:
         (folder / f"{name}.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _environment(**variables: str) -> dict[str, str]:
     """This process's environment without model or tracing settings, made offline."""
     inherited = {
@@ -353,24 +345,10 @@ def _wait_until_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> 
     pytest.fail(f"langgraph dev was not ready after {STARTUP_SECONDS} s:\n{log.read_text()}")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop the server's whole process group: politely, then for good."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=STOP_SECONDS)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
 @contextmanager
 def langgraph_dev(config: Path, workdir: Path, environment: dict[str, str]) -> Iterator[str]:
     """Run ``langgraph dev`` on a free loopback port in ``workdir``; yield its URL."""
-    port, log = _free_port(), workdir / SERVER_LOG
+    port, log = free_port(), workdir / SERVER_LOG
     command = [str(Path(sys.executable).with_name("langgraph")), "dev", "--config", str(config)]
     command += ["--port", str(port), "--host", "127.0.0.1", "--no-browser", "--no-reload"]
     with log.open("wb") as output:
@@ -387,7 +365,7 @@ def langgraph_dev(config: Path, workdir: Path, environment: dict[str, str]) -> I
         _wait_until_ready(process, url, log)
         yield url
     finally:
-        _stop(process)
+        stop_group(process)
 
 
 def test_langgraph_dev_starts_offline_on_the_repository_config_without_an_api_key(

@@ -25,7 +25,8 @@ from playwright.sync_api import BrowserContext, Locator, Page, expect, sync_play
 
 from assistant_graph.ui import create_app
 from tests.conftest import AssistantFolder
-from tests.ui_support import budget_team, cost, free_port, serving
+from tests.loopback import free_port
+from tests.ui_support import budget_team, cost, serving
 
 pytestmark = pytest.mark.browser
 

@@ -4,7 +4,6 @@ event streams, and a small team whose costs and budgets the page must show."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -21,16 +20,10 @@ from langchain_core.tools import tool
 from assistant_graph import AssistantCatalog
 from assistant_graph.testing import ScriptedModels, ai, call_sub_assistant, call_tool
 from tests.conftest import AssistantFolder
+from tests.loopback import free_port
 
 START_TIMEOUT = 20.0
 SETTLE_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager

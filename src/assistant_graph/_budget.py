@@ -37,6 +37,7 @@ from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from assistant_graph._problems import one_line
 from assistant_graph._usage import usage_of_messages
 
 __all__ = [
@@ -237,10 +238,7 @@ def run_wide_limits(config: RunnableConfig | None, now: float) -> BudgetLimits:
     try:
         budget = raw if isinstance(raw, Budget) else Budget.model_validate(raw)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(map(str, d['loc'])) or 'budget'}: {d['msg']}"
-            for d in error.errors(include_url=False)
-        )
+        problems = one_line(error, whole=BUDGET_CONFIG_KEY)
         raise ValueError(BAD_RUN_WIDE_LIMITS.format(problems=problems)) from None
     seconds = budget.max_seconds
     return BudgetLimits(

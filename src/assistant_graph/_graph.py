@@ -508,9 +508,8 @@ class _AssistantSteps:
     def out_of_steps(self, state: AssistantState) -> dict[str, Any]:
         """End the run incomplete because a budget ran out, first answering every tool
         call left without a result."""
-        stop = _budget.exhausted(state) or _budget.exhausted(state, steps=True)
-        if stop is None:  # time ran out between routing here and now, or nothing did
-            stop = _budget.out_of_time(state)
+        # Routed here because a budget is spent; state and deadline have not moved back since.
+        stop = _budget.exhausted(state, steps=True) or _budget.out_of_time(state)
         response = _last_ai_message(state["messages"])
         answered = _answered_ids(state["messages"], response)
         return self._stop(state, stop, _budget.not_run_results(response, answered, stop.kind))

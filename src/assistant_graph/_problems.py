@@ -17,7 +17,13 @@ from pydantic import ValidationError
 
 from assistant_graph._errors import ConfigProblem
 
-__all__ = ["field_path", "unreadable_problem", "validation_problems", "yaml_problem"]
+__all__ = [
+    "field_path",
+    "one_line",
+    "unreadable_problem",
+    "validation_problems",
+    "yaml_problem",
+]
 
 MALFORMED_YAML = "malformed YAML: {problem}"
 STARTS_HERE = "{problem} ({context}, which starts here)"
@@ -80,6 +86,15 @@ def validation_problems(
         ConfigProblem(source, field_path(detail["loc"]), _message(detail, fields, nested or {}))
         for detail in error.errors(include_url=False)
     ]
+
+
+def one_line(error: ValidationError, whole: str = "") -> str:
+    """A validation error in one line, ``field.sub: message; other: message``; ``whole``
+    names a problem of the whole value (a location of its own it does not have)."""
+    return "; ".join(
+        f"{'.'.join(map(str, detail['loc'])) or whole}: {detail['msg']}"
+        for detail in error.errors(include_url=False)
+    )
 
 
 def field_path(loc: Sequence[int | str]) -> str:

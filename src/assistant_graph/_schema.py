@@ -21,6 +21,7 @@ from pydantic import (
 from assistant_graph._budget import DEFAULT_MAX_STEPS, Budget
 from assistant_graph._names import SUB_ASSISTANT_PREFIX
 from assistant_graph._pricing import PRICE_SETTING, PriceOverride
+from assistant_graph._problems import one_line
 from assistant_graph._typed_results import OutputStrategy, check_output_schema
 
 __all__ = [
@@ -243,8 +244,7 @@ class AssistantSchema(BaseModel):
                 stacklevel=2,
             )
             budget["max_steps"] = legacy
-        budget.setdefault("max_steps", DEFAULT_MAX_STEPS)
-        if budget["max_steps"] is None:
+        if budget.get("max_steps") is None:
             budget["max_steps"] = DEFAULT_MAX_STEPS
         return {**data, "budget": budget}
 
@@ -285,10 +285,7 @@ class AssistantSchema(BaseModel):
         try:
             PriceOverride.model_validate(settings[PRICE_SETTING])
         except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(map(str, d['loc'])) or PRICE_SETTING}: {d['msg']}"
-                for d in error.errors(include_url=False)
-            )
+            problems = one_line(error, whole=PRICE_SETTING)
             raise ValueError(f"{PRICE_SETTING} is not valid: {problems}") from None
         return settings
 

@@ -51,6 +51,7 @@ from assistant_graph._names import (
     is_sub_assistant_tool_name,
     tool_name_from_assistant_name,
 )
+from assistant_graph._problems import one_line
 from assistant_graph._schema import AssistantSchema
 from assistant_graph._state import SubAssistantStateData, coerce_messages, message_text
 from assistant_graph._typed_results import is_output_feedback, result_text
@@ -644,11 +645,7 @@ def final_answer(messages: Sequence[BaseMessage]) -> str:
 
 
 def _describe_validation_error(error: ValidationError) -> str:
-    problems = "; ".join(
-        f"{'.'.join(str(part) for part in detail['loc'])}: {detail['msg']}"
-        for detail in error.errors(include_url=False)
-    )
-    return ERROR_INVALID_ARGUMENTS.format(problems=problems)
+    return ERROR_INVALID_ARGUMENTS.format(problems=one_line(error))
 
 
 # 6. Recording -----------------------------------------------------------------------------
