@@ -11,6 +11,7 @@ reports the token usage each test scripts.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -35,6 +36,7 @@ from assistant_graph import (
     read_artifact,
     stream_events,
 )
+from assistant_graph._summary import SUMMARIZER_INSTRUCTIONS
 from assistant_graph.cli import app
 from assistant_graph.events import AssistantEvent, FinalEvent, SubAssistantEndEvent
 from assistant_graph.testing import (
@@ -115,6 +117,56 @@ def team(folder: AssistantFolder, *, lead: Any = None, **worker: Any) -> Assista
     folder.add("lead", callable=True, sub_assistants=["worker"], **(lead or {}))
     folder.add("worker", callable=True, tools=["tests.test_budgets:jot"], **worker)
     return folder.load()
+
+
+LONG = "mars " * 400
+"""Past any summary limit of 200 tokens, however tokens are counted."""
+
+
+@tool
+def long_read() -> str:
+    """Read the long report."""
+    return f"The report: {LONG}"
+
+
+def summarizing_team(folder: AssistantFolder, **worker: Any) -> AssistantCatalog:
+    """boss -> worker; the worker reads a long report, which makes a summary due."""
+    folder.add("boss", sub_assistants=["worker"])
+    folder.add(
+        "worker",
+        callable=True,
+        tools=["tests.test_budgets:long_read"],
+        summarize_after_tokens=200,
+        summary_keep_messages=2,
+        **worker,
+    )
+    return folder.load()
+
+
+def with_summaries(catalog: AssistantCatalog) -> Callable[[ChatRequest], str]:
+    """Route to each assistant's script, and every summary request to ``"summary"``."""
+    by_assistant = route_by_assistant(catalog)
+    return lambda request: (
+        "summary" if request.system_prompt == SUMMARIZER_INSTRUCTIONS else by_assistant(request)
+    )
+
+
+def events_and_state(
+    catalog: AssistantCatalog, message: str, mode: str = "sync"
+) -> tuple[list[AssistantEvent], dict[str, Any]]:
+    """Run the boss on ``message`` (``mode``: sync or async): its events and the thread's
+    state afterwards."""
+    graph = build_assistant_graph("boss", catalog, checkpointer=InMemorySaver())
+    config: RunnableConfig = {"configurable": {"thread_id": "summaries"}}
+    if mode == "sync":
+        events = list(stream_events(graph, message, config))
+    else:
+
+        async def collect() -> list[AssistantEvent]:
+            return [event async for event in astream_events(graph, message, config)]
+
+        events = asyncio.run(collect())
+    return events, dict(graph.get_state(config).values)
 
 
 def tool_messages(messages: Sequence[BaseMessage]) -> list[ToolMessage]:
@@ -251,8 +303,6 @@ class TestEachBudgetRunsOutAtDepthTwo:
         if mode == "sync":
             state = graph.invoke({"messages": [("user", "Find A.")]})
         else:
-            import asyncio
-
             state = asyncio.run(graph.ainvoke({"messages": [("user", "Find A.")]}))
         elapsed = time.monotonic() - started
 
@@ -334,6 +384,129 @@ class TestEachBudgetRunsOutAtDepthTwo:
         assert artifact["budget_exhausted"]["kind"] == "time"  # type: ignore[index]
         not_run = tool_messages(artifact["response_messages"])
         assert [str(m.content)[:33] for m in not_run] == ["Not run: the time budget of this "]
+
+
+class TestSummariesAreSpending:
+    """A summary (``summarize_after_tokens``) is a model call like any other: it counts
+    toward its run's budgets and its caller's usage, and is not made on a spent budget."""
+
+    def test_a_summary_counts_toward_the_token_budget_and_the_callers_usage(
+        self, folder: AssistantFolder, http: ScriptedOpenAIServer
+    ) -> None:
+        catalog = summarizing_team(folder, budget={"max_tokens": 1000})
+        http.router = with_summaries(catalog)
+        http.script("boss", reply(tool_calls=[sub("worker", "Read it.")]), "Stopped.")
+        http.script(
+            "worker", reply(tool_calls=[tool_call("long_read")], usage=Usage(100, 10)), "Never."
+        )
+        http.script("summary", reply("It was long.", usage=Usage(900, 50)))
+
+        events, state = events_and_state(catalog, "Go.")
+
+        assert len(http.requests_for("summary")) == 1
+        assert len(http.requests_for("worker")) == 1  # 110 + 950 >= 1000: no second call
+        [result] = tool_messages(state["messages"])
+        artifact = read_artifact(result)
+        assert artifact is not None
+        assert artifact["budget_exhausted"] == {"kind": "tokens", "limit": 1000, "used": 1060}
+        assert artifact["usage"]["total"]["total_tokens"] == 1060
+        [end] = ends(events, "worker")
+        final = events[-1]
+        assert isinstance(final, FinalEvent) and end.usage is not None
+        assert end.usage["total"] == final.usage["by_path"]["boss>worker"]
+
+    @pytest.mark.parametrize("mode", ["sync", "async"])
+    def test_a_summary_cut_at_the_deadline_ends_the_run_incomplete_not_failed(
+        self, folder: AssistantFolder, http: ScriptedOpenAIServer, mode: str
+    ) -> None:
+        catalog = summarizing_team(folder, budget={"max_seconds": 1})
+        http.router = with_summaries(catalog)
+        http.script("boss", reply(tool_calls=[sub("worker", "Read it.")]), "Stopped.")
+        http.script("worker", reply("Reading.", tool_calls=[tool_call("long_read")]), "Never.")
+        http.script("summary", reply("Too late.", delay=4))
+        started = time.monotonic()
+
+        events, _ = events_and_state(catalog, "Go.", mode)
+
+        assert time.monotonic() - started < 3.5
+        final = events[-1]
+        assert isinstance(final, FinalEvent) and final.status == "completed"
+        assert not [e for e in events if e.type == "error"]
+        [end] = ends(events, "worker")
+        assert end.returning_incomplete
+        assert end.budget_exhausted is not None and end.budget_exhausted["kind"] == "time"
+        assert len(http.requests_for("worker")) == 1
+
+    def test_each_turn_starts_with_nothing_spent_on_summaries(
+        self, folder: AssistantFolder, http: ScriptedOpenAIServer
+    ) -> None:
+        folder.add(
+            "solo",
+            tools=["tests.test_budgets:long_read"],
+            budget={"max_tokens": 1000},
+            summarize_after_tokens=200,
+            summary_keep_messages=2,
+        )
+        catalog = folder.load()
+        http.router = with_summaries(catalog)
+        http.script(
+            "solo",
+            reply(tool_calls=[tool_call("long_read")], usage=Usage(100, 10)),
+            reply("Read.", usage=Usage(100, 10)),
+            reply(tool_calls=[tool_call("long_read")], usage=Usage(100, 10)),
+            reply("Read again.", usage=Usage(100, 10)),
+        )
+        http.script(
+            "summary",
+            reply("Long.", usage=Usage(500, 50)),  # turn 1, after the tool's result
+            reply("Still long.", usage=Usage(250, 50)),  # turn 2, at its start
+            reply("Long twice.", usage=Usage(250, 50)),  # and after the tool's result
+        )
+        graph = build_assistant_graph("solo", catalog, checkpointer=InMemorySaver())
+        config: RunnableConfig = {"configurable": {"thread_id": "turns"}}
+
+        first = list(stream_events(graph, "Read it.", config))[-1]
+        second = list(stream_events(graph, "Read it again.", config))[-1]
+
+        # Turn 1: 220 in the model's calls and 550 in a summary; turn 2: 220 and 2 x 300.
+        # Each is under the 1000, and would not be if turn 2 still counted turn 1's summary.
+        assert len(http.requests_for("summary")) == 3
+        assert isinstance(first, FinalEvent) and isinstance(second, FinalEvent)
+        assert (first.status, second.status) == ("completed", "completed")
+        assert first.usage["total"]["total_tokens"] == 770
+        assert second.usage["total"]["total_tokens"] == 820
+        assert second.content == "Read again."
+
+    def test_no_summary_is_made_on_a_spent_budget(
+        self, folder: AssistantFolder, http: ScriptedOpenAIServer
+    ) -> None:
+        # The lead's budget is spent by its worker's call, whose long answer would make
+        # a summary due before the lead's next model call.
+        folder.add("boss", sub_assistants=["lead"])
+        folder.add(
+            "lead",
+            callable=True,
+            sub_assistants=["worker"],
+            budget={"max_tokens": 500},
+            summarize_after_tokens=200,
+            summary_keep_messages=2,
+        )
+        folder.add("worker", callable=True)
+        catalog = folder.load()
+        http.router = with_summaries(catalog)
+        http.script("boss", reply(tool_calls=[sub("lead", "Ask.")]), "Stopped.")
+        http.script(
+            "lead", reply(tool_calls=[sub("worker", "Tell it all.")], usage=Usage(50, 5)), "Never."
+        )
+        http.script("worker", reply(LONG, usage=Usage(600, 10)))
+        http.script("summary", reply("Should not be asked."))
+
+        events, _ = events_and_state(catalog, "Go.")
+
+        assert http.requests_for("summary") == []
+        assert len(http.requests_for("lead")) == 1
+        [end] = ends(events, "lead")
+        assert end.budget_exhausted == {"kind": "tokens", "limit": 500, "used": 665}
 
 
 class TestACallerCapsItsCallee:

@@ -267,10 +267,12 @@ def run_budget(
 
 
 def spending(state: Mapping[str, Any]) -> Spending:
-    """What the current run has spent: its model calls and its sub-assistants' calls."""
+    """What the current run has spent: its model calls, its summaries and its
+    sub-assistants' calls."""
     budget = state.get("budget")
     start = budget["first_message"] if budget else len(state["messages"])
-    total = usage_of_messages("_", state["messages"][start:])["total"]
+    summaries = state.get("summary_usage")
+    total = usage_of_messages("_", state["messages"][start:], unlisted=summaries)["total"]
     return Spending(total["total_tokens"], total["priced_cost_usd"])
 
 

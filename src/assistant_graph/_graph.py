@@ -69,7 +69,12 @@ from assistant_graph._pricing import Pricer
 from assistant_graph._schema import AssistantSchema
 from assistant_graph._state import AssistantState, answer_dangling_tool_calls
 from assistant_graph._sub_assistant import DEFAULT_MAX_DEPTH, AssistantSubgraphCallTool
-from assistant_graph._summary import needs_summary, summary_request, unsummarized_messages
+from assistant_graph._summary import (
+    SummaryRequest,
+    needs_summary,
+    summary_request,
+    unsummarized_messages,
+)
 from assistant_graph._thread_guard import (
     DEFAULT_BUSY_TIMEOUT,
     GuardedGraph,
@@ -80,6 +85,7 @@ from assistant_graph._thread_guard import (
 from assistant_graph._tool_execution import build_tool_node
 from assistant_graph._tool_images import with_tool_images_as_user_message
 from assistant_graph._typed_results import TypedOutput, describe_result, typed_output
+from assistant_graph._usage import usage_of_messages
 
 __all__ = ["AssistantGraphBuilder", "build_assistant_graph", "create_sub_assistant_tool"]
 
@@ -397,6 +403,7 @@ class _AssistantSteps:
             "budget": budget,
             "limits": None,
             "budget_exhausted": None,
+            "summary_usage": None,
             "assistant_path": state.get("assistant_path") or [self.schema.name],
             "incomplete": False,
         }
@@ -434,24 +441,45 @@ class _AssistantSteps:
 
     def summarize(self, state: AssistantState, config: RunnableConfig) -> dict[str, Any]:
         """Fold older messages into the summary if one is due (sync). Not a step: it does
-        not count against ``max_steps``."""
-        request = summary_request(state, self.schema)
+        not count against ``max_steps``, but its tokens and cost count like any call's."""
+        request = self._summary_due(state)
         if request is None or self.summary_model is None:
             return {}
-        response = self._caller(state).invoke(
-            self.summary_model, request.prompt, quiet_config(config)
-        )
-        return request.update(response)
+        try:
+            response = self._caller(state).invoke(
+                self.summary_model, request.prompt, quiet_config(config)
+            )
+        except _budget.OutOfTime:
+            return {}  # the model call that follows ends the run at its deadline
+        return self._after_summary(state, request, response)
 
     async def asummarize(self, state: AssistantState, config: RunnableConfig) -> dict[str, Any]:
         """Fold older messages into the summary if one is due (async); not a step either."""
-        request = summary_request(state, self.schema)
+        request = self._summary_due(state)
         if request is None or self.summary_model is None:
             return {}
-        response = await self._caller(state).ainvoke(
-            self.summary_model, request.prompt, quiet_config(config)
-        )
-        return request.update(response)
+        try:
+            response = await self._caller(state).ainvoke(
+                self.summary_model, request.prompt, quiet_config(config)
+            )
+        except _budget.OutOfTime:
+            return {}
+        return self._after_summary(state, request, response)
+
+    def _summary_due(self, state: AssistantState) -> SummaryRequest | None:
+        """The summary to make now: none if none is due, or if a budget of the run is
+        spent (the model call that follows then ends the run without it)."""
+        if _budget.exhausted(state):
+            return None
+        return summary_request(state, self.schema)
+
+    @staticmethod
+    def _after_summary(
+        state: AssistantState, request: SummaryRequest, response: BaseMessage
+    ) -> dict[str, Any]:
+        """The summary, and its call added to what the run's summaries spent."""
+        spent = usage_of_messages("_", [response], unlisted=state.get("summary_usage"))
+        return {**request.update(response), "summary_usage": spent["total"]}
 
     def _caller(self, state: AssistantState) -> ModelCaller:
         """Model calls of this run: retried when transient, else ModelCallError with the

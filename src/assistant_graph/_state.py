@@ -20,6 +20,7 @@ from langchain_core.messages import (
 from langgraph.graph.message import add_messages
 
 from assistant_graph._budget import BudgetLimits, RunBudget
+from assistant_graph._usage import TokenUsage
 
 __all__ = [
     "DANGLING_CALL_TEXT",
@@ -75,6 +76,10 @@ class AssistantState(TypedDict):
     summarized_message_count: NotRequired[int]
     """How many leading messages of ``messages`` ``summary_of_conversation`` covers; the
     model sees the summary instead of them."""
+    summary_usage: NotRequired[TokenUsage | None]
+    """Tokens and cost of the summaries made in the current run (None: none yet). Their
+    answers are not messages, so this is what the run's budget and usage add to its
+    messages' model calls."""
     sub_assistant_states: NotRequired[
         Annotated[dict[str, SubAssistantStateData], merge_sub_assistant_states]
     ]

@@ -579,7 +579,9 @@ class AssistantSubgraphCallTool(BaseTool):
             ),
             subgraph_uid=uid,
             assistant=self.assistant_config_id,
-            usage=usage_of_messages(self.assistant_config_id, response),
+            usage=usage_of_messages(
+                self.assistant_config_id, response, unlisted=output.get("summary_usage")
+            ),
             structured_response=structured,
         )
         emit(

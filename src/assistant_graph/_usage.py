@@ -121,13 +121,23 @@ def _with_cost(usage: Mapping[str, Any]) -> Mapping[str, Any]:
     return usage if "cost_usd" in usage else {**usage, "cost_usd": None}
 
 
-def usage_of_messages(assistant: str, messages: Sequence[BaseMessage]) -> UsageSummary:
+def usage_of_messages(
+    assistant: str,
+    messages: Sequence[BaseMessage],
+    *,
+    unlisted: Mapping[str, Any] | None = None,
+) -> UsageSummary:
     """Usage of one call of ``assistant``: the model calls among ``messages`` plus the
     usage in the artifacts of the sub-assistant calls among them.
 
-    Paths in the result start at ``assistant``.
+    Args:
+        assistant: The name the paths of the result start at.
+        messages: What the call added to the conversation.
+        unlisted: The usage of the assistant's own model calls whose answers are not among
+            ``messages`` (its summaries), if any.
     """
     table = UsageTable()
+    table.add([assistant], unlisted)
     table.add_messages([assistant], messages)
     for message in messages:
         if isinstance(message, ToolMessage) and isinstance(message.artifact, Mapping):
