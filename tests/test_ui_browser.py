@@ -38,9 +38,10 @@ from playwright.sync_api import (
 )
 
 from assistant_graph.ui import create_app
+from assistant_graph.ui._demo import DEMO_RETRY, demo_catalog, demo_models
 from tests.conftest import AssistantFolder
 from tests.loopback import free_port
-from tests.ui_support import budget_team, cost, serving
+from tests.ui_support import TRIP, budget_team, cost, serving, waiting_thread_run_elsewhere
 
 pytestmark = pytest.mark.browser
 
@@ -267,22 +268,43 @@ def test_a_sub_conversation_opens_by_its_uid(page: Page, tmp_path: Path) -> None
 def test_two_questions_from_parallel_sub_assistants_answered_at_once(
     page: Page, tmp_path: Path
 ) -> None:
-    _start(page, "Help me plan a trip to another planet.")
+    _start(page, TRIP)
+    _answer_the_trips_questions_at_their_nodes(page, tmp_path / "waiting.png")
+    answer = page.locator(".answer-box")
+    expect(answer).to_contain_text("Mars' mean radius is 3389.5 km")
+    expect(answer).to_contain_text("Dear Ada")
+    expect(page.locator(".item.request.is-pending")).to_have_count(0)
+
+
+def test_questions_asked_before_the_server_started_are_answered_at_their_nodes(
+    browser: BrowserContext, tmp_path: Path
+) -> None:
+    thread = waiting_thread_run_elsewhere(tmp_path / "threads.sqlite")
+    app = create_app(
+        demo_catalog(),
+        model=demo_models(latency=0.0),
+        retry=DEMO_RETRY,
+        db=tmp_path / "threads.sqlite",
+    )
+    with serving(app) as url, opened(browser, f"{url}/#thread={thread}", tmp_path) as page:
+        _answer_the_trips_questions_at_their_nodes(page, tmp_path / "waiting-since-before.png")
+        expect(page.locator(".answer-box")).to_contain_text("Dear Ada")
+
+
+def _answer_the_trips_questions_at_their_nodes(page: Page, screenshot: Path) -> None:
+    """The researcher's and the writer's questions wait at their nodes; answer both at once
+    and see the run finish."""
     expect(_status(page)).to_have_text("waiting for input")
     expect(page.locator("#pending-count")).to_contain_text("2 request(s)")
     researcher = page.locator('.node[data-path="proxy>researcher"] .item.request.is-pending')
     writer = page.locator('.node[data-path="proxy>writer"] .item.request.is-pending')
     expect(researcher).to_contain_text("Which planet?")
     expect(writer).to_contain_text("Who is the postcard for?")
-    page.screenshot(path=str(tmp_path / "waiting.png"), full_page=True)
+    page.screenshot(path=str(screenshot), full_page=True)
     researcher.get_by_label("Your answer").fill("Mars")
     writer.get_by_label("Your answer").fill("Ada")
     page.get_by_role("button", name="Send answers").click()
     expect(_status(page)).to_have_text("done")
-    answer = page.locator(".answer-box")
-    expect(answer).to_contain_text("Mars' mean radius is 3389.5 km")
-    expect(answer).to_contain_text("Dear Ada")
-    expect(page.locator(".item.request.is-pending")).to_have_count(0)
 
 
 def test_a_rejected_approval_tells_the_model_why(page: Page, tmp_path: Path) -> None:

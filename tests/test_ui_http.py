@@ -15,15 +15,24 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from assistant_graph import build_assistant_graph, load_assistants, open_checkpointer, stream_events
-from assistant_graph.testing import ScriptedModels, ai, call_sub_assistant
+from assistant_graph.testing import ScriptedModels, ai, call_sub_assistant, call_tool
 from assistant_graph.ui import create_app
 from assistant_graph.ui._demo import DEMO_RETRY, demo_catalog, demo_models
+from assistant_graph.ui._history import turn_events
 from assistant_graph.ui._threads import thread_config
 from tests.conftest import AssistantFolder
-from tests.ui_support import Page, budget_team, cost, events, kinds, serving
+from tests.ui_support import (
+    TRIP,
+    Page,
+    budget_team,
+    cost,
+    events,
+    kinds,
+    serving,
+    waiting_thread_run_elsewhere,
+)
 
 SIZES = "How many times larger is Jupiter's radius than Earth's?"
-TRIP = "Help me plan a trip to another planet."
 WRITE = "Write one sentence about the Moon."
 FAIL = "Look up Mars, and fail once on the way."
 
@@ -264,6 +273,86 @@ class TestTheHumanInTheLoop:
         assert "Mars' mean radius is 3389.5 km" in final["content"]
         assert "Dear Ada" in final["content"]
         assert len(view["turns"]) == 1  # the answers continue the same turn
+
+    def test_questions_asked_before_the_server_started_are_shown_where_they_were_asked(
+        self, tmp_path: Path
+    ) -> None:
+        db = tmp_path / "threads.sqlite"
+        thread = waiting_thread_run_elsewhere(db)
+        with serving(demo_app(db)) as url, httpx.Client(base_url=url) as client:
+            page = Page.open(client)
+            view = client.get(f"/api/threads/{thread}").json()
+            assert view["status"] == "waiting" and view["turns"][0]["recorded"] is False
+            opened_by = {
+                e["name"].removeprefix("sub_assistant__"): e["id"]
+                for e in events(view)
+                if e["type"] == "tool_call" and e["name"].startswith("sub_assistant__")
+            }
+            asked = {e["path"][-1]: e for e in events(view) if e["type"] == "input_request"}
+            # Each request at the call that opened the sub-assistant that asked it.
+            assert {
+                name: (e["parent_tool_call_id"], e["question"]) for name, e in asked.items()
+            } == {
+                "researcher": (opened_by["researcher"], "Which planet?"),
+                "writer": (opened_by["writer"], "Who is the postcard for?"),
+            }
+            assert {e["id"] for e in asked.values()} == {p["id"] for p in view["pending"]}
+            # The interrupts themselves name the call, for any client that reads them.
+            assert {p["parent_tool_call_id"] for p in view["pending"]} == set(opened_by.values())
+            answers = {asked["researcher"]["id"]: "Mars", asked["writer"]["id"]: "Ada"}
+            response = page.post(f"/api/threads/{thread}/answers", {"answers": answers})
+            assert response.status_code == 202
+            view = page.settle(thread)
+        assert view["status"] == "done"
+        assert "Dear Ada" in events(view)[-1]["content"]
+
+    def test_a_question_from_two_levels_down_is_answered_after_a_restart(
+        self, folder: AssistantFolder, tmp_path: Path
+    ) -> None:
+        folder.add("boss", sub_assistants=["lead"])
+        folder.add("lead", callable=True, sub_assistants=["worker"])
+        folder.add("worker", callable=True, ask_user=True)
+        catalog = folder.load()
+        models = ScriptedModels(
+            {
+                "boss": [ai(tool_calls=[call_sub_assistant("lead", "Plan it.")]), "Planned."],
+                "lead": [ai(tool_calls=[call_sub_assistant("worker", "Ask.")]), "Asked."],
+                "worker": [ai(tool_calls=[call_tool("ask_user", question="Which one?")]), "Mars."],
+            }
+        )
+        db = tmp_path / "threads.sqlite"
+        with open_checkpointer(db) as saver:
+            graph = build_assistant_graph("boss", catalog, model=models, checkpointer=saver)
+            list(stream_events(graph, "Plan.", {"configurable": {"thread_id": "deep"}}))
+        app = create_app(catalog, model=models, db=db)
+        with serving(app) as url, httpx.Client(base_url=url) as client:
+            page = Page.open(client)
+            view = client.get("/api/threads/deep").json()
+            [asked] = [e for e in events(view) if e["type"] == "input_request"]
+            assert asked["path"] == ["boss", "lead", "worker"]
+            assert asked["question"] == "Which one?"
+            assert asked["parent_tool_call_id"]  # the lead's call, told on its own node
+            response = page.post("/api/threads/deep/answers", {"answers": {asked["id"]: "Mars"}})
+            assert response.status_code == 202
+            view = page.settle("deep")
+        assert view["status"] == "done"
+        assert models.calls("worker")[-1].messages[-1].content == "Mars"
+
+    def test_a_request_recorded_without_its_callers_id_is_placed_by_the_open_call(self) -> None:
+        # Requests made before interrupts carried parent_tool_call_id.
+        replies = [
+            ai(tool_calls=[call_sub_assistant("researcher", "Which planet?", id="call_r")]),
+        ]
+        request = {"id": "q1", "kind": "question", "question": "Which planet?"}
+        told = turn_events(
+            "proxy",
+            replies,
+            status="interrupted",
+            pending=[{**request, "path": ["proxy", "researcher"]}],
+        )
+        [asked] = [e for e in told if e["type"] == "input_request"]
+        assert asked["parent_tool_call_id"] == "call_r"
+        assert told[-1]["type"] == "final"
 
     def test_answering_one_of_two_leaves_the_other_pending(self, page: Page) -> None:
         thread = page.start(TRIP)

@@ -9,16 +9,24 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 import uvicorn
 from langchain_core.messages import AIMessage
 from langchain_core.messages.ai import UsageMetadata
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
 
-from assistant_graph import AssistantCatalog
+from assistant_graph import (
+    AssistantCatalog,
+    build_assistant_graph,
+    open_checkpointer,
+    stream_events,
+)
 from assistant_graph.testing import ScriptedModels, ai, call_sub_assistant, call_tool
+from assistant_graph.ui._demo import demo_catalog, demo_models
 from tests.conftest import AssistantFolder
 from tests.loopback import free_port
 
@@ -115,6 +123,25 @@ def kinds(view: dict[str, Any], turn: int = -1) -> list[tuple[str, str]]:
         for event in events(view, turn)
         if event["type"] != "token"
     ]
+
+
+# A thread the CLI left waiting --------------------------------------------------------
+
+TRIP = "Help me plan a trip to another planet."
+"""The demo's message whose researcher and writer each ask the person a question."""
+
+
+def waiting_thread_run_elsewhere(db: Path, thread_id: str = "from-cli") -> str:
+    """Run the demo's trip on thread ``thread_id`` in ``db`` as the CLI does, without the
+    web app, so that it waits for its two questions; the thread id."""
+    with open_checkpointer(db) as saver:
+        graph = build_assistant_graph(
+            "proxy", demo_catalog(), model=demo_models(latency=0.0), checkpointer=saver
+        )
+        config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
+        final = list(stream_events(graph, TRIP, config))[-1]
+    assert final.type == "final" and final.status == "interrupted"  # type: ignore[attr-defined]
+    return thread_id
 
 
 # A team with an unknown price and budgets that run out ----------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 from langchain_core.messages import ToolCall, ToolMessage
 from langchain_core.tools import BaseTool, InjectedToolCallId, tool
@@ -56,6 +56,9 @@ class InputRequestPayload(TypedDict):
     """The assistant names from the root to the one asking."""
     tool_call_id: str
     """The id of the tool call that asks (``ask_user``) or that waits for approval."""
+    parent_tool_call_id: NotRequired[str | None]
+    """The id of the caller's tool call that opened the asking assistant's run (None for
+    the root; absent in requests made before it was recorded)."""
     tool: str | None
     """For approvals: the tool that would run."""
     args: dict[str, Any] | None
@@ -87,6 +90,7 @@ def ask_user_tool() -> BaseTool:
             question=question,
             path=list(assistant_path or []),
             tool_call_id=tool_call_id,
+            parent_tool_call_id=parent_tool_call_id,
             tool=None,
             args=None,
         )
@@ -114,6 +118,7 @@ def request_approval(call: ToolCall, origin: Origin) -> Approval:
         ),
         path=path,
         tool_call_id=call["id"] or "",
+        parent_tool_call_id=origin.parent_tool_call_id,
         tool=call["name"],
         args=args,
     )

@@ -6,6 +6,12 @@ sub-assistant tool result the artifact with the exact input, the sub-assistant's
 messages (recursively), the tokens and cost, and the budget that ran out if one did.
 :func:`turn_events` turns those into the same events the run streamed, in the same order,
 so the page draws one kind of tree; only the times (and so the timeline) are missing.
+
+A turn waiting for the person also gets its pending requests, at the sub-assistant call
+that asked. The asking sub-assistant's own messages so far are in its run's checkpoint,
+not yet in the thread's messages, so they are not told; nor are the calls between it and
+the root when it asks from two or more levels down (the page then shows the request at a
+node of its own, named by its path).
 """
 
 from __future__ import annotations
@@ -16,12 +22,14 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
 from assistant_graph._event_source import Origin, message_events, tool_result_event
+from assistant_graph._names import assistant_name_from_tool_name, is_sub_assistant_tool_name
 from assistant_graph._state import message_text
 from assistant_graph._sub_assistant import read_artifact
 from assistant_graph._usage import usage_of_messages
 from assistant_graph.events import (
     AssistantEvent,
     FinalEvent,
+    InputRequestEvent,
     SubAssistantEndEvent,
     SubAssistantStartEvent,
 )
@@ -46,6 +54,7 @@ def turn_events(
     *,
     status: str = "completed",
     budget_exhausted: Mapping[str, Any] | None = None,
+    pending: Sequence[Mapping[str, Any]] = (),
 ) -> list[dict[str, Any]]:
     """The events of one turn of assistant ``root``, as the run would have streamed them.
 
@@ -55,9 +64,12 @@ def turn_events(
         status: How the turn ended (``final`` event), as far as the thread tells.
         budget_exhausted: For an ``incomplete`` turn, the root's budget that ran out (the
             thread's ``budget_exhausted``).
+        pending: For a turn waiting for the person, its requests (as ``pending_view``
+            gives them).
     """
     origin = Origin((root,))
     events = [event.to_dict() for event in _events(origin, replies)]
+    events += [event.to_dict() for event in _requests(root, replies, pending)]
     content = next(
         (message_text(m) for m in reversed(replies) if isinstance(m, AIMessage) and m.text),
         "",
@@ -107,3 +119,37 @@ def _sub_assistant_call(
         usage=artifact["usage"],
         budget_exhausted=artifact.get("budget_exhausted"),
     )
+
+
+def _requests(
+    root: str, replies: Sequence[BaseMessage], pending: Sequence[Mapping[str, Any]]
+) -> Iterator[InputRequestEvent]:
+    """The ``input_request`` events of the pending requests, each from the call that asked."""
+    open_calls = _open_sub_assistant_calls(replies)
+    for request in pending:
+        path = tuple(request.get("path") or (root,))
+        parent = request.get("parent_tool_call_id")
+        if parent is None and len(path) == 2:  # asked before the parent's id was recorded
+            opened = [call_id for call_id, name in open_calls if name == path[1]]
+            parent = opened[0] if len(opened) == 1 else None
+        yield InputRequestEvent(
+            path=path,
+            parent_tool_call_id=parent,
+            id=str(request["id"]),
+            kind=str(request.get("kind") or "question"),
+            question=str(request.get("question") or ""),
+            tool=request.get("tool"),
+            args=request.get("args"),
+        )
+
+
+def _open_sub_assistant_calls(messages: Sequence[BaseMessage]) -> list[tuple[str, str]]:
+    """The root's sub-assistant calls with no result yet: (tool call id, assistant name)."""
+    answered = {m.tool_call_id for m in messages if isinstance(m, ToolMessage)}
+    return [
+        (call["id"], assistant_name_from_tool_name(call["name"]))
+        for message in messages
+        if isinstance(message, AIMessage)
+        for call in message.tool_calls
+        if call["id"] and call["id"] not in answered and is_sub_assistant_tool_name(call["name"])
+    ]

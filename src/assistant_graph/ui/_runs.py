@@ -21,7 +21,7 @@ import contextlib
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -227,13 +227,14 @@ class Runs:
         assistant, snapshot = await self._state(thread_id)
         values = snapshot.values or {}
         status = thread_status(snapshot, self.running(thread_id))
-        turns = self._turns(thread_id, assistant, values, status)
+        pending = pending_view(snapshot.interrupts) if not self.running(thread_id) else []
+        turns = self._turns(thread_id, assistant, values, status, pending)
         return {
             "seq": self._seq.get(thread_id, 0),  # read with the records, no await between
             "thread_id": thread_id,
             "assistant": assistant,
             "status": status,
-            "pending": pending_view(snapshot.interrupts) if not self.running(thread_id) else [],
+            "pending": pending,
             "turns": turns,
         }
 
@@ -428,8 +429,15 @@ class Runs:
         return turns[turn_id]
 
     def _turns(
-        self, thread_id: str, assistant: str, values: Mapping[str, Any], status: str
+        self,
+        thread_id: str,
+        assistant: str,
+        values: Mapping[str, Any],
+        status: str,
+        pending: Sequence[Mapping[str, Any]],
     ) -> list[dict[str, Any]]:
+        """Every turn's events: as recorded by this server, else told from the thread (the
+        last one with the requests it waits for)."""
         logged = self._logs.get(thread_id, OrderedDict())
         split = split_turns(coerce_messages(values.get("messages") or []))
         turns = []
@@ -441,7 +449,13 @@ class Runs:
                 last = index == len(split) - 1
                 final = _FINAL_STATUS.get(status, "completed") if last else "completed"
                 stop = values.get("budget_exhausted") if final == "incomplete" else None
-                events = turn_events(assistant, replies, status=final, budget_exhausted=stop)
+                events = turn_events(
+                    assistant,
+                    replies,
+                    status=final,
+                    budget_exhausted=stop,
+                    pending=pending if last else (),
+                )
                 records, is_recorded = [{"ts": None, "event": event} for event in events], False
             turns.append(
                 {

@@ -128,6 +128,7 @@ def pending_view(interrupts: Sequence[Interrupt]) -> list[dict[str, Any]]:
                 "question": str(value.get("question", "")),
                 "path": [str(part) for part in value.get("path") or []],
                 "tool_call_id": value.get("tool_call_id"),
+                "parent_tool_call_id": value.get("parent_tool_call_id"),
                 "tool": value.get("tool"),
                 "args": value.get("args"),
             }
