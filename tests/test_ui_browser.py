@@ -353,6 +353,37 @@ def test_replies_with_markup_are_shown_as_text(page: Page, tmp_path: Path) -> No
     page.screenshot(path=str(tmp_path / "markup.png"), full_page=True)
 
 
+def test_the_page_is_usable_from_the_keyboard_alone(page: Page, tmp_path: Path) -> None:
+    _tab_to(page, page.get_by_label("Message", exact=True))
+    page.keyboard.type(TRIP)
+    page.keyboard.press("Enter")
+    expect(_status(page)).to_have_text("waiting for input")
+    for node, answer in (("researcher", "Mars"), ("writer", "Ada")):
+        request = page.locator(f'.node[data-path="proxy>{node}"] .item.request.is-pending')
+        _tab_to(page, request.get_by_label("Your answer"))
+        page.keyboard.type(answer)
+    page.keyboard.press("Enter")  # sends both answers
+    expect(_status(page)).to_have_text("done")
+    expect(page.locator(".answer-box")).to_contain_text("Dear Ada")
+    _tab_to(page, page.locator('.node[data-path="proxy>writer"] button.uid'))
+    page.keyboard.press("Enter")
+    dialog = page.locator("dialog#transcript")
+    expect(dialog).to_be_visible()
+    expect(dialog.locator("#transcript-title")).to_contain_text("with writer")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+
+
+def _tab_to(page: Page, target: Locator, presses: int = 100) -> None:
+    """Press Tab until ``target`` has the focus (it must be reachable from the keyboard)."""
+    element = target.element_handle()
+    for _ in range(presses):
+        if page.evaluate("(element) => document.activeElement === element", element):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"{presses} presses of Tab never reached {target}")
+
+
 def test_a_narrow_window_needs_no_sideways_scrolling(page: Page, tmp_path: Path) -> None:
     page.set_viewport_size({"width": 420, "height": 900})
     _start(page, SIZES)
