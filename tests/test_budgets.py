@@ -536,6 +536,28 @@ class TestACallerCapsItsCallee:
         assert lead_artifact["budget_exhausted"] == {"kind": "tokens", "limit": 300, "used": 310}
         assert "it used 310 tokens of the 300 it was allowed" in str(from_lead.content)
 
+    def test_limits_given_with_a_later_turns_input_fix_that_turns_budget(
+        self, folder: AssistantFolder
+    ) -> None:
+        # ``limits`` is what a caller passes a sub-assistant's run; given to a root thread's
+        # later turn, it still starts a new run with those limits, not the last turn's.
+        folder.add("solo")
+        models = ScriptedModels({"solo": ["One.", "Two."]})
+        graph = build_assistant_graph(
+            "solo", folder.load(), model=models, checkpointer=InMemorySaver()
+        )
+        config: RunnableConfig = {"configurable": {"thread_id": "limits"}}
+        graph.invoke({"messages": [("user", "First.")]}, config)
+
+        state = graph.invoke(
+            {"messages": [("user", "Second.")], "limits": {"max_steps": 1, "max_tokens": 99}},
+            config,
+        )
+
+        assert state["budget"]["max_steps"] == 1 and state["budget"]["max_tokens"] == 99
+        assert state["budget"]["first_message"] == 3  # this turn's, after "First." and "One."
+        assert state["limits"] is None
+
     def test_run_wide_limits_cap_the_root_from_the_config(
         self, folder: AssistantFolder, http: ScriptedOpenAIServer
     ) -> None:

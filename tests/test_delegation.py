@@ -7,6 +7,7 @@ import re
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,13 @@ def uid_in(call: ModelCall) -> str:
     artifact = read_artifact(result)
     assert artifact is not None
     return artifact["subgraph_uid"]
+
+
+def resuming(assistant: str, message: str) -> Callable[[ModelCall], AIMessage]:
+    """A scripted reply that sends ``message`` on in the last conversation the model saw."""
+    return lambda call: ai(
+        tool_calls=[call_sub_assistant(assistant, message, resume_conversation_uid=uid_in(call))]
+    )
 
 
 def test_a_delegated_answer_comes_back_as_content_and_artifact(team: AssistantCatalog) -> None:
@@ -240,13 +248,7 @@ def test_a_later_turn_resumes_the_sub_conversation(team: AssistantCatalog) -> No
             "proxy": [
                 ai(tool_calls=[call_sub_assistant("writer", "Draft a title about Mars.")]),
                 "Here is a title.",
-                lambda call: ai(
-                    tool_calls=[
-                        call_sub_assistant(
-                            "writer", "Shorter please.", resume_conversation_uid=uid_in(call)
-                        )
-                    ]
-                ),
+                resuming("writer", "Shorter please."),
                 "Here is a shorter one.",
             ],
             "writer": ["Mars, the red frontier of our dreams", "Red Mars"],
@@ -283,13 +285,7 @@ def test_a_sub_conversation_resumes_after_reloading_the_thread_from_sqlite(
             "proxy": [
                 ai(tool_calls=[call_sub_assistant("researcher", "Radius of Mars?")]),
                 "3389.5 km.",
-                lambda call: ai(
-                    tool_calls=[
-                        call_sub_assistant(
-                            "researcher", "And of the Moon?", resume_conversation_uid=uid_in(call)
-                        )
-                    ]
-                ),
+                resuming("researcher", "And of the Moon?"),
                 "1737.4 km.",
             ],
             "researcher": ["Mars: 3389.5 km.", "Moon: 1737.4 km."],
@@ -349,3 +345,68 @@ def test_forwarded_messages_and_contexts_reach_the_sub_assistant(team: Assistant
     assert received.startswith("Write one sentence.\n\nPrevious messages of the conversation:\n")
     assert "[user]: Tell me how big Mars is." in received
     assert "[context r1]:\n3389.5 km\n\n(conversation_uid: researcher-" in received
+
+
+def test_a_sub_assistants_run_starts_at_its_first_model_call(team: AssistantCatalog) -> None:
+    # Its caller fixed its limits when it made the call, so it has no ``begin`` step (and
+    # with a checkpointer writes one checkpoint fewer); the root's run starts at ``begin``.
+    models = ScriptedModels(
+        {
+            "proxy": [ai(tool_calls=[call_sub_assistant("writer", "Say hello.")]), "Done."],
+            "writer": ["Hello!"],
+        }
+    )
+    graph = build_assistant_graph("proxy", team, model=models, checkpointer=InMemorySaver())
+
+    steps = [
+        (namespace[0].split(":")[0] if namespace else "root", node)
+        for namespace, update in graph.stream(
+            {"messages": [HumanMessage("Greet me.")]},
+            thread("starts"),
+            stream_mode="updates",
+            subgraphs=True,
+        )
+        for node in update
+    ]
+
+    assert steps == [
+        ("root", "begin"),
+        ("root", "agent"),
+        ("tools", "agent"),  # the writer: its one model call, nothing before it
+        ("root", "tools"),
+        ("root", "agent"),
+    ]
+    state = graph.get_state(thread("starts")).values
+    [conversation] = state["sub_assistant_states"].values()
+    assert [m.content for m in conversation["messages"]] == ["Say hello.", "Hello!"]
+
+
+def test_a_sub_conversation_left_with_an_unanswered_call_is_repaired_when_resumed(
+    team: AssistantCatalog,
+) -> None:
+    # A run that started with such a history goes through ``begin``, which answers the call.
+    models = ScriptedModels(
+        {
+            "proxy": [
+                ai(tool_calls=[call_sub_assistant("writer", "Draft a title.")]),
+                "Here is a title.",
+                resuming("writer", "Again."),
+                "Here it is again.",
+            ],
+            "writer": ["Red Mars", "Red Mars again"],
+        }
+    )
+    graph = build_assistant_graph("proxy", team, model=models, checkpointer=InMemorySaver())
+    graph.invoke({"messages": [HumanMessage("A title?")]}, thread("stuck"))
+    [(uid, data)] = graph.get_state(thread("stuck")).values["sub_assistant_states"].items()
+    dangling = AIMessage("Counting.", tool_calls=[call_tool("word_count", text="Red Mars")])
+    broken = {**data, "messages": [*data["messages"], dangling]}
+    graph.update_state(thread("stuck"), {"sub_assistant_states": {uid: broken}}, as_node="begin")
+
+    graph.invoke({"messages": [HumanMessage("Again?")]}, thread("stuck"))
+
+    seen = models.calls("writer")[1].messages
+    [repair] = [m for m in seen if isinstance(m, ToolMessage)]
+    assert repair.tool_call_id == dangling.tool_calls[0]["id"]
+    assert repair.status == "error" and "no result in the conversation" in str(repair.content)
+    assert seen[-1].content == "Again."

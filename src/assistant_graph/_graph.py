@@ -328,7 +328,6 @@ def _wire(
     builder.add_node(NODE_BEGIN, steps.begin)
     builder.add_node(NODE_AGENT, RunnableLambda(steps.call_model, afunc=steps.acall_model))
     builder.add_node(NODE_OUT_OF_STEPS, steps.out_of_steps)
-    builder.add_edge(START, NODE_BEGIN)
     destinations = [END, NODE_OUT_OF_STEPS, NODE_AGENT]
     before_model = NODE_AGENT
     if steps.summary_model is not None:
@@ -336,6 +335,10 @@ def _wire(
         destinations.append(NODE_SUMMARIZE)
     else:
         builder.add_edge(NODE_BEGIN, NODE_AGENT)
+    first_steps = [NODE_BEGIN, NODE_AGENT]
+    if steps.summary_model is not None:
+        first_steps.append(NODE_SUMMARIZE)
+    builder.add_conditional_edges(START, steps.route_start, first_steps)
     if tools:
         builder.add_node(
             NODE_TOOLS,
@@ -387,6 +390,14 @@ class _AssistantSteps:
     """How model calls are retried, priced and bounded in time."""
     output: TypedOutput | None = None
     """How the assistant gives its typed result, if it has an ``output_schema``."""
+
+    def route_start(self, state: AssistantState) -> str:
+        """Where a run starts: at ``begin``, unless its caller started it (a sub-assistant
+        call gives the run its limits, fixed when it was made), then at its first model
+        call."""
+        if _started_by_caller(state):
+            return self.route_to_model(state)
+        return NODE_BEGIN
 
     def begin(self, state: AssistantState, config: RunnableConfig) -> dict[str, Any]:
         """Start a run: its budget, the assistant path, a clear incomplete flag, and a
@@ -597,3 +608,15 @@ def _unanswered_calls(
         return []
     answered = _answered_ids(messages, response)
     return [call for call in response.tool_calls if call["id"] not in answered]
+
+
+def _started_by_caller(state: AssistantState) -> bool:
+    """Whether the input started the run: a caller's limits, with the run's budget fixed
+    for the messages as given, and no tool call in them left without a result."""
+    budget = state.get("budget")
+    return (
+        state.get("limits") is not None
+        and budget is not None
+        and budget["first_message"] == len(state["messages"])
+        and answer_dangling_tool_calls(state["messages"]) is None
+    )

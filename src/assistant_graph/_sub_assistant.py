@@ -28,6 +28,7 @@ through these steps, in this order, all in this module:
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -418,12 +419,17 @@ def _prepare(
         "messages": coerce_messages(args.parent_conv_messages),
     }
     limits = _budget.callee_limits(schema.budget, args.parent_steps_remaining, caller_state)
+    messages = [*info.previous_messages, input_message]
+    # The run starts here, with its limits fixed: its graph skips its own ``begin`` step.
+    budget = _budget.run_budget(schema.budget, limits, first_message=len(messages), now=time.time())
     graph_input = {
-        "messages": [*info.previous_messages, input_message],
+        "messages": messages,
         "summary_of_conversation": info.summary_of_conversation,
         "summarized_message_count": info.summarized_message_count,
         "sub_assistant_states": info.sub_assistant_states,
         "limits": limits,
+        "budget": budget,
+        "steps_remaining": budget["max_steps"],
         "assistant_path": list(origin.path),
         "conversation_uid": info.subgraph_uid,
         "parent_tool_call_id": args.tool_call_id,
