@@ -9,13 +9,14 @@ The graph of one assistant::
 With ``summarize_after_tokens`` set, a ``summarize`` node runs before model calls (after
 ``begin`` when due, after ``tools`` always) and folds older messages into the summary.
 
-``begin`` sets this run's budget (:mod:`._budget`); ``agent`` checks it and calls the model
-bound to the assistant's tools and sub-assistant tools, or, with a budget spent, ends the
-run incomplete instead; ``tools`` runs each tool call as its own task, so parallel
-sub-assistant calls run concurrently and interrupts raised in several of them surface and
-resume together; ``out_of_steps`` (named when steps were the only budget) closes
-unanswered tool calls of a run whose budget ran out and ends it with an AI message saying
-it is incomplete and why (never a ``GraphRecursionError``).
+``begin`` sets this run's budget (:mod:`._budget`); a sub-assistant's run skips it, since
+its caller fixed the budget when it made the call (``route_start``). ``agent`` checks the
+budget and calls the model bound to the assistant's tools and sub-assistant tools, or, with
+a budget spent, ends the run incomplete instead; ``tools`` runs each tool call as its own
+task, so parallel sub-assistant calls run concurrently and interrupts raised in several of
+them surface and resume together; ``out_of_steps`` (named when steps were the only budget)
+closes unanswered tool calls of a run whose budget ran out and ends it with an AI message
+saying it is incomplete and why (never a ``GraphRecursionError``).
 
 A typed assistant (``output_schema``) has its model bound to structured output, and
 ``agent`` judges every answer (:mod:`._typed_results`): a valid one ends the run with its
