@@ -6,8 +6,8 @@ The graph of one assistant::
                         |  \\--(tool calls, out of steps)--> out_of_steps -> END
                         \\--(one Send per tool call)--> tools -> agent
 
-With ``summarize_after_tokens`` set, a ``summarize`` node runs before model calls (after
-``begin`` when due, after ``tools`` always) and folds older messages into the summary.
+With ``summarize_after_tokens`` set, a ``summarize`` node runs before model calls (at a
+run's start when due, after ``tools`` always) and folds older messages into the summary.
 
 ``begin`` sets this run's budget (:mod:`._budget`); a sub-assistant's run skips it, since
 its caller fixed the budget when it made the call (``route_start``). ``agent`` checks the
