@@ -481,9 +481,10 @@ class _AssistantSteps:
     def _summary_due(self, state: AssistantState) -> SummaryRequest | None:
         """The summary to make now: none if none is due, or if a budget of the run is
         spent (the model call that follows then ends the run without it)."""
-        if _budget.exhausted(state):
+        request = summary_request(state, self.schema)
+        if request is None or _budget.exhausted(state):  # spending is read only when due
             return None
-        return summary_request(state, self.schema)
+        return request
 
     @staticmethod
     def _after_summary(
@@ -613,7 +614,12 @@ def _unanswered_calls(
 
 def _started_by_caller(state: AssistantState) -> bool:
     """Whether the input started the run: a caller's limits, with the run's budget fixed
-    for the messages as given, and no tool call in them left without a result."""
+    for the messages as given, and no tool call in them left without a result.
+
+    A caller runs its sub-assistant in a checkpoint namespace of the call's own, so the
+    run's state is fresh: none of what ``begin`` resets (``incomplete``,
+    ``budget_exhausted``, ``summary_usage``, a typed result) is there to reset.
+    """
     budget = state.get("budget")
     return (
         state.get("limits") is not None
