@@ -130,6 +130,23 @@ async def _new_thread(client: LangGraphClient) -> str:
     return str((await client.threads.create())["thread_id"])
 
 
+async def _held_at_the_researcher(
+    client: LangGraphClient, served: Served, message: str
+) -> tuple[str, dict[str, Any]]:
+    """A new thread whose run (``message``, starting with ``slow``) is under way and held
+    at the slow researcher until ``served.team.gate`` is set: the thread id and the run."""
+    thread_id = await _new_thread(client)
+    served.team.waiting.clear()
+    served.team.gate.clear()
+    try:
+        run = await client.runs.create(thread_id, "proxy", input=_user(message))
+        await _until(served.team.waiting.is_set, "the run to reach the slow researcher")
+    except BaseException:
+        served.team.gate.set()  # let a run that got under way finish
+        raise
+    return thread_id, dict(run)
+
+
 async def _until(check: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
     """Poll ``check`` (sync or async) until it returns something truthy."""
     deadline = time.monotonic() + timeout
@@ -352,13 +369,8 @@ async def test_a_second_run_on_a_busy_thread_is_rejected_or_queued_by_the_server
     clients: list[LangGraphClient], served: Served, strategy: str
 ) -> None:
     first, second = clients
-    thread_id = await _new_thread(first)
-    served.team.waiting.clear()
-    served.team.gate.clear()
+    thread_id, busy = await _held_at_the_researcher(first, served, "slow b1")
     try:
-        busy = await first.runs.create(thread_id, "proxy", input=_user("slow b1"))
-        await _until(served.team.waiting.is_set, "the first run to reach the slow researcher")
-
         if strategy == "reject":
             with pytest.raises(httpx.HTTPStatusError) as refused:
                 await second.runs.create(
@@ -385,13 +397,9 @@ async def test_with_thread_locks_a_second_run_on_a_busy_thread_ends_error_and_no
     lock, in the server's database, rejects a run on a busy thread before it touches the
     thread, whichever worker takes it."""
     first, second = clients
-    thread_id = await _new_thread(first)
-    served.team.waiting.clear()
-    served.team.gate.clear()
+    thread_id, busy = await _held_at_the_researcher(first, served, "slow g1")
     rejected: list[Any] = []
     try:
-        busy = await first.runs.create(thread_id, "proxy", input=_user("slow g1"))
-        await _until(served.team.waiting.is_set, "the first run to reach the slow researcher")
         [holder] = served.server.picked_up(busy["run_id"])
         for attempt in range(REJECTION_ATTEMPTS):  # until the other worker has taken one
             run_id = (
@@ -434,12 +442,8 @@ REJECTION_ATTEMPTS = 5
 async def test_the_api_key_is_neither_in_postgresql_nor_in_redis(
     client: LangGraphClient, served: Served
 ) -> None:
-    thread_id = await _new_thread(client)
-    served.team.waiting.clear()
-    served.team.gate.clear()
+    thread_id, run = await _held_at_the_researcher(client, served, "slow secret-check")
     try:
-        run = await client.runs.create(thread_id, "proxy", input=_user("slow secret-check"))
-        await _until(served.team.waiting.is_set, "the run to be under way")
         in_flight = _redis_dump(served.server.redis.url)  # the run's queue and stream buffer
     finally:
         served.team.gate.set()
@@ -491,11 +495,7 @@ async def test_a_killed_worker_s_run_is_finished_by_another_without_redoing_fini
     id, which LangGraph resumes from the thread's last checkpoint (its input is not added
     again)."""
     first, _ = clients
-    thread_id = await _new_thread(first)
-    served.team.waiting.clear()
-    served.team.gate.clear()
-    run = await first.runs.create(thread_id, "proxy", input=_user("slow k1"))
-    await _until(served.team.waiting.is_set, "the researcher to be waiting")
+    thread_id, run = await _held_at_the_researcher(first, served, "slow k1")
     await _until(lambda: _writer_done(first, thread_id), "the writer's result to be saved")
     worker = await _until(lambda: served.server.worker_of(run["run_id"]), "the run's worker")
     survivor = next(i for i in served.server.instances if i is not worker)
